@@ -1,0 +1,193 @@
+"""Domain models of CaptureStream: channels, stream keys, and the session manifest contract.
+
+Rules:
+- Models are frozen pydantic models: they validate what crosses a boundary (DynamoDB items, JSON in S3, API
+  bodies) and are immutable inside the code.
+- A stream key is a secret. Only its SHA-256 hash is ever stored (:attr:`Channel.stream_key_hash`); the clear
+  key exists once, in the :class:`IssuedStreamKey` returned at creation or rotation. Keys are compared with
+  :func:`hmac.compare_digest` (owncast compared with ``!=``; we don't).
+- The playback id (public, in URLs and S3 keys) is never derived from the stream key.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from .errors import InvalidName, Unauthorized
+from .keys import NAME_PATTERN, validate_name
+
+#: Stream keys look like ``live_<channel id>_<secret>`` (Twitch-style, so streamers recognise it). The channel
+#: id lets the ingest node fetch one item; the 32-character base62 secret carries ~190 bits of entropy.
+STREAM_KEY_PATTERN = re.compile(r"live_(?P<channel_id>[a-z0-9]{12})_(?P<secret>[A-Za-z0-9]{32})")
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+_SECRET_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def utc_now() -> datetime:
+    """Current time, timezone-aware UTC (the only clock the models use)."""
+    return datetime.now(UTC)
+
+
+def _random_string(alphabet: str, length: int) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def new_channel_id() -> str:
+    """A random 12-character channel id (``[a-z0-9]``, ~62 bits)."""
+    return _random_string(_ID_ALPHABET, 12)
+
+
+def new_playback_id() -> str:
+    """A random 16-character public playback id, independent of any stream key."""
+    return _random_string(_ID_ALPHABET, 16)
+
+
+def new_session_id(now: datetime | None = None) -> str:
+    """A time-sortable session (broadcast) id, e.g. ``20261125T153527Z-k3x9q2``."""
+    stamp = (now or utc_now()).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{_random_string(_ID_ALPHABET, 6)}"
+
+
+def hash_stream_key(stream_key: str) -> str:
+    """SHA-256 hex digest of a stream key (keys are random, so no slow KDF is needed; GitHub tokens do the same)."""
+    return hashlib.sha256(stream_key.encode("utf-8")).hexdigest()
+
+
+def stream_key_channel_id(stream_key: str) -> str:
+    """The channel id a stream key claims to belong to.
+
+    Raises:
+        Unauthorized: when the key is not shaped like a CaptureStream stream key. The message never echoes it.
+    """
+    match = STREAM_KEY_PATTERN.fullmatch(stream_key or "")
+    if match is None:
+        raise Unauthorized("malformed stream key")
+    return match["channel_id"]
+
+
+class IssuedStreamKey(BaseModel):
+    """A freshly generated stream key: the clear value (shown once) and the hash that gets stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: SecretStr
+    hash: str
+
+    @classmethod
+    def generate(cls, channel_id: str) -> IssuedStreamKey:
+        """Generate a new key for ``channel_id``."""
+        value = f"live_{channel_id}_{_random_string(_SECRET_ALPHABET, 32)}"
+        return cls(value=SecretStr(value), hash=hash_stream_key(value))
+
+
+class Channel(BaseModel):
+    """A streamer's channel: who owns it, its public playback id, and the hash of its stream key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel_id: str = Field(pattern=r"^[a-z0-9]{12}$")
+    name: str = Field(min_length=1, max_length=100)
+    owner: str = Field(min_length=1, max_length=256)
+    playback_id: str
+    stream_key_hash: str = Field(pattern=r"^[0-9a-f]{64}$", repr=False)
+    created_at: datetime
+    key_rotated_at: datetime
+
+    @field_validator("playback_id")
+    @classmethod
+    def _valid_playback_id(cls, value: str) -> str:
+        return validate_name(value, "playback id")
+
+    @field_validator("name")
+    @classmethod
+    def _clean_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value or any(ord(ch) < 32 for ch in value):
+            raise InvalidName("channel name must be 1-100 printable characters")
+        return value
+
+    def verify_stream_key(self, stream_key: str) -> bool:
+        """True when ``stream_key`` is this channel's current key (constant-time comparison of hashes)."""
+        return hmac.compare_digest(hash_stream_key(stream_key), self.stream_key_hash)
+
+    @classmethod
+    def create(cls, *, name: str, owner: str, now: datetime | None = None) -> tuple[Channel, IssuedStreamKey]:
+        """A new channel with fresh ids and a fresh stream key (returned once, alongside)."""
+        created = now or utc_now()
+        channel_id = new_channel_id()
+        issued = IssuedStreamKey.generate(channel_id)
+        channel = cls(
+            channel_id=channel_id,
+            name=name,
+            owner=owner,
+            playback_id=new_playback_id(),
+            stream_key_hash=issued.hash,
+            created_at=created,
+            key_rotated_at=created,
+        )
+        return channel, issued
+
+    def with_rotated_key(self, now: datetime | None = None) -> tuple[Channel, IssuedStreamKey]:
+        """This channel with a new stream key; the old key stops working once the new item is stored."""
+        issued = IssuedStreamKey.generate(self.channel_id)
+        rotated = self.model_copy(update={"stream_key_hash": issued.hash, "key_rotated_at": now or utc_now()})
+        return rotated, issued
+
+
+class StreamStatus(enum.StrEnum):
+    """Where a broadcast is in its life."""
+
+    #: Media is flowing from a publisher.
+    LIVE = "live"
+    #: The publisher dropped; a reconnect inside the window continues the same broadcast.
+    RECONNECTING = "reconnecting"
+    #: The broadcast is over; its recording is (being) finalized.
+    ENDED = "ended"
+
+
+class MediaInfo(BaseModel):
+    """What the publisher sends, as the ingest node measured it (all optional: OBS may omit metadata)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    width: int | None = Field(default=None, ge=1, le=16384)
+    height: int | None = Field(default=None, ge=1, le=16384)
+    frame_rate: float | None = Field(default=None, gt=0, le=1000)
+    bitrate_kbps: float | None = Field(default=None, ge=0)
+    keyframe_interval: float | None = Field(default=None, gt=0)
+
+
+class SessionManifestBody(BaseModel):
+    """The JSON the ingest node writes to ``sessions/<playback_id>/<session_id>/{started,ended}.json``.
+
+    ``ended_at``/``duration`` are set only in ``ended.json``. Unknown fields are ignored so that a newer node can
+    add fields without breaking older functions.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    channel_id: str
+    playback_id: str
+    session_id: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    duration: float | None = Field(default=None, ge=0)
+    media: MediaInfo = Field(default_factory=MediaInfo)
+    ingest_node: str | None = None
+    reason: str | None = None
+
+    @field_validator("channel_id", "playback_id", "session_id")
+    @classmethod
+    def _valid_names(cls, value: str) -> str:
+        if NAME_PATTERN.fullmatch(value) is None:
+            raise ValueError(f"invalid id {value!r}")
+        return value

@@ -1,0 +1,98 @@
+"""Typed settings, one class per deployable, loaded from the environment.
+
+Rules:
+- ``os.environ`` is read nowhere else in CaptureStream code: everything goes through :func:`get_settings`.
+- Environment variable names equal the ``Environment.Variables`` names in template.yaml (``TABLE_NAME``,
+  ``MEDIA_BUCKET``, ...), so the same handler runs under ``capturestream up`` and in Lambda.
+- AWS endpoints are *not* settings: boto3/aiobotocore read ``AWS_ENDPOINT_URL`` (and per-service variants such
+  as ``AWS_ENDPOINT_URL_S3``) themselves, which is how LocalStack/MinIO/moto are selected.
+- Secrets have no default and placeholders are refused (full-stack-fastapi-template ``core/config.py``).
+- Nothing is read at import time; tests call ``get_settings.cache_clear()`` after changing the environment.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, TypeVar
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_PLACEHOLDERS = {"changethis", "changeme", "secret", "test", "password", "dev"}
+MIN_SECRET_LENGTH = 32
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+
+
+class FunctionSettings(_Base):
+    """What every Lambda function needs: where the table and the media bucket are."""
+
+    table_name: str = Field(alias="TABLE_NAME")
+    media_bucket: str = Field(alias="MEDIA_BUCKET")
+
+
+class WsSettings(FunctionSettings):
+    """The WebSocket route function: also posts to connections and checks optional viewer tokens."""
+
+    #: API Gateway management endpoint ``https://{api}.execute-api.{region}.amazonaws.com/{stage}``.
+    ws_endpoint: str = Field(alias="WS_ENDPOINT")
+    jwt_secret: SecretStr | None = Field(default=None, alias="JWT_SECRET")
+
+
+class ApiSettings(FunctionSettings):
+    """The REST API function (FastAPI behind Mangum)."""
+
+    jwt_secret: SecretStr = Field(alias="JWT_SECRET")
+    #: The OBS "Server" URL streamers are told to use, e.g. ``rtmp://ingest.example.com:1935/live``.
+    rtmp_ingest_url: str = Field(default="", alias="RTMP_INGEST_URL")
+    #: Base URL of the CDN serving the media bucket (``live/``, ``vod/``, ``thumbs/``).
+    cdn_base_url: str = Field(default="", alias="CDN_BASE_URL")
+    #: Base URL of the web app (watch pages).
+    web_base_url: str = Field(default="", alias="WEB_BASE_URL")
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="CORS_ALLOW_ORIGINS")
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if secret.lower() in _PLACEHOLDERS or len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(f"JWT_SECRET must be a random string of at least {MIN_SECRET_LENGTH} characters")
+        return value
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+
+class IngestSettings(_Base):
+    """The RTMP ingest node (``python -m ingest_node``)."""
+
+    table_name: str = Field(alias="TABLE_NAME")
+    media_bucket: str = Field(alias="MEDIA_BUCKET")
+    rtmp_host: str = Field(default="0.0.0.0", alias="RTMP_HOST")
+    rtmp_port: int = Field(default=1935, ge=0, le=65535, alias="RTMP_PORT")
+    segment_seconds: float = Field(default=1.0, gt=0, le=10, alias="SEGMENT_SECONDS")
+    reconnect_window: float = Field(default=60.0, ge=0, le=1800, alias="RECONNECT_WINDOW")
+
+
+_S = TypeVar("_S", bound=BaseSettings)
+
+
+@cache
+def get_settings(cls: type[_S]) -> _S:
+    """The settings of one deployable, read from the environment once and cached.
+
+    Args:
+        cls: e.g. :class:`ApiSettings`.
+
+    Raises:
+        pydantic.ValidationError: naming every missing or invalid variable.
+    """
+    return cls()
