@@ -64,6 +64,13 @@ class InvalidManifest(CaptureStreamError, ValueError):
     status = 400
 
 
+class NotSupported(CaptureStreamError):
+    """A valid request this deployment does not implement."""
+
+    code = "not_supported"
+    status = 501
+
+
 class Unauthorized(CaptureStreamError):
     """Missing or invalid credentials (bearer token or stream key)."""
 

@@ -41,6 +41,8 @@ class WsSettings(FunctionSettings):
     #: API Gateway management endpoint ``https://{api}.execute-api.{region}.amazonaws.com/{stage}``.
     ws_endpoint: str = Field(alias="WS_ENDPOINT")
     jwt_secret: SecretStr | None = Field(default=None, alias="JWT_SECRET")
+    #: Base URL of the CDN serving the media bucket; stream lists carry playlist URLs under it.
+    cdn_base_url: str = Field(default="", alias="CDN_BASE_URL")
 
 
 class ApiSettings(FunctionSettings):

@@ -8,6 +8,8 @@ Item layout (later issues add streams, sessions, connections, chat under their o
 
     entity     pk                  sk          gsi1pk            gsi1sk
     channel    CHANNEL#<id>        CHANNEL     OWNER#<owner>     CHANNEL#<created_at>#<id>
+    session    SESSION#<id>        SESSION     STREAMS#<status>  <started_at>#<id>
+    connection CONN#<id>           CONN        -                 -            (expires_at = TTL)
 
 Rules:
 - Items are produced and read in DynamoDB's wire format (``{"S": ...}`` attribute values) so the same mapping
@@ -32,6 +34,11 @@ GSI1_SK = "gsi1sk"
 TTL_ATTRIBUTE = "expires_at"
 
 CHANNEL_PREFIX = "CHANNEL#"
+SESSION_PREFIX = "SESSION#"
+SESSION_SK = "SESSION"
+STREAMS_BY_STATUS_PREFIX = "STREAMS#"
+CONNECTION_PREFIX = "CONN#"
+CONNECTION_SK = "CONN"
 CHANNEL_SK = "CHANNEL"
 OWNER_PREFIX = "OWNER#"
 
@@ -90,6 +97,45 @@ def from_item(item: Mapping[str, AttributeValue]) -> dict[str, Any]:
 def channel_key(channel_id: str) -> Item:
     """Primary key of a channel item."""
     return {PK: {"S": f"{CHANNEL_PREFIX}{channel_id}"}, SK: {"S": CHANNEL_SK}}
+
+
+def session_key(session_id: str) -> Item:
+    """Primary key of a session (broadcast) item."""
+    return {PK: {"S": f"{SESSION_PREFIX}{session_id}"}, SK: {"S": SESSION_SK}}
+
+
+def connection_key(connection_id: str) -> Item:
+    """Primary key of a WebSocket connection item."""
+    return {PK: {"S": f"{CONNECTION_PREFIX}{connection_id}"}, SK: {"S": CONNECTION_SK}}
+
+
+def connection_to_item(attributes: Mapping[str, Any]) -> Item:
+    """A WebSocket connection's attributes (``connection_id``, ``expires_at``, ...) → its item."""
+    return to_item(
+        {
+            PK: f"{CONNECTION_PREFIX}{attributes['connection_id']}",
+            SK: CONNECTION_SK,
+            "entity": "connection",
+            **attributes,
+        }
+    )
+
+
+def streams_by_status_query(status: str, limit: int = 100) -> dict[str, Any]:
+    """Keyword arguments for ``Query`` listing sessions of one status, newest first."""
+    return {
+        "IndexName": GSI1,
+        "KeyConditionExpression": "#gpk = :status",
+        "ExpressionAttributeNames": {"#gpk": GSI1_PK},
+        "ExpressionAttributeValues": {":status": {"S": streams_by_status(status)}},
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+
+
+def streams_by_status(status: str) -> str:
+    """``gsi1pk`` value under which sessions of one status are listed, newest first by ``gsi1sk``."""
+    return f"{STREAMS_BY_STATUS_PREFIX}{status}"
 
 
 def channel_to_item(channel: Channel) -> Item:
