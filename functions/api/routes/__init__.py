@@ -1,0 +1,13 @@
+"""Routers of the REST API, aggregated under ``/api`` (full-stack-fastapi-template ``api/main.py``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from . import channels, status
+
+api_router = APIRouter(prefix="/api")
+api_router.include_router(status.router)
+api_router.include_router(channels.router)
+
+__all__ = ["api_router"]

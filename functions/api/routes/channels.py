@@ -1,0 +1,177 @@
+"""Channel routes: create a channel, rotate its stream key, list the caller's channels.
+
+Rules:
+- Owner-only: every route needs a bearer JWT (``CurrentUser``) and answers ``Cache-Control: no-store``.
+- The clear stream key leaves the function exactly once, in the create/rotate response; only its hash is
+  stored (``table.channel_to_item``), and neither the key nor the hash is ever logged.
+- A channel that exists but belongs to someone else is reported as **404**, exactly like a missing one, so
+  the API is not an oracle for which channel ids exist (GitHub does the same for private repositories).
+- Writes are conditional: creation never overwrites (``attribute_not_exists``), and rotation only succeeds if
+  the stored hash is still the one we read, so of two concurrent rotations exactly one wins (the other: 409).
+- Item shapes and key expressions come from ``capturestream.table``; this module never spells a key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.exceptions import RequestValidationError
+
+from capturestream import table
+from capturestream.errors import Conflict, NotFound
+from capturestream.keys import NAME_PATTERN
+from capturestream.models import Channel, IssuedStreamKey
+from capturestream.settings import ApiSettings
+
+from ..deps import CurrentUser, DynamoDep, SettingsDep, no_store
+from ..errors import LimitExceeded
+from ..schemas import ChannelCredentials, ChannelList, ChannelOut, CreateChannelRequest, ErrorResponse, IngestInfo
+
+logger = logging.getLogger(__name__)
+
+#: Most channels one owner may have (best effort: two racing creates can both pass the count).
+MAX_CHANNELS_PER_OWNER = 20
+#: Default and maximum page size of ``GET /api/channels/me``.
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+_MAX_CURSOR_LENGTH = 2048
+_CREATE_ATTEMPTS = 3
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing, invalid or expired bearer token."},
+    422: {"model": ErrorResponse, "description": "Invalid input; `error.fields` names each bad field."},
+}
+
+router = APIRouter(prefix="/channels", tags=["channels"], dependencies=[Depends(no_store)], responses=_ERRORS)
+
+
+def _credentials(channel: Channel, issued: IssuedStreamKey, settings: ApiSettings) -> ChannelCredentials:
+    key = issued.value.get_secret_value()
+    return ChannelCredentials(
+        channel=ChannelOut.of(channel),
+        stream_key=key,
+        ingest=IngestInfo(server=settings.rtmp_ingest_url, stream_key=key),
+        watch_url=f"{settings.web_base_url.rstrip('/')}/watch.html?v={channel.playback_id}",
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ChannelCredentials,
+    responses={409: {"model": ErrorResponse, "description": "The owner has reached the channel limit."}},
+)
+def create_channel(
+    body: CreateChannelRequest, user: CurrentUser, settings: SettingsDep, dynamodb: DynamoDep
+) -> ChannelCredentials:
+    """Create a channel and return its stream key (shown only this once)."""
+    owned = dynamodb.query(TableName=settings.table_name, Select="COUNT", **table.owner_channels_query(user.id))
+    if owned["Count"] >= MAX_CHANNELS_PER_OWNER:
+        raise LimitExceeded(f"an owner can have at most {MAX_CHANNELS_PER_OWNER} channels")
+    for _ in range(_CREATE_ATTEMPTS):  # a fresh random id on the (astronomically unlikely) collision
+        channel, issued = Channel.create(name=body.name, owner=user.id)
+        try:
+            dynamodb.put_item(
+                TableName=settings.table_name, Item=table.channel_to_item(channel), **table.put_new_condition()
+            )
+        except dynamodb.exceptions.ConditionalCheckFailedException:
+            continue
+        logger.info("channel created", extra={"channel_id": channel.channel_id, "owner": user.id})
+        return _credentials(channel, issued, settings)
+    raise Conflict("could not allocate a channel id; try again")
+
+
+@router.post(
+    "/{channelId}/rotate-key",
+    response_model=ChannelCredentials,
+    responses={
+        404: {"model": ErrorResponse, "description": "No such channel, or not yours."},
+        409: {"model": ErrorResponse, "description": "Another rotation won the race; retry."},
+    },
+)
+def rotate_stream_key(
+    channel_id: Annotated[str, Path(alias="channelId")],
+    user: CurrentUser,
+    settings: SettingsDep,
+    dynamodb: DynamoDep,
+) -> ChannelCredentials:
+    """Replace the channel's stream key; the old key stops working immediately."""
+    if NAME_PATTERN.fullmatch(channel_id) is None:  # cannot exist; don't send junk keys to DynamoDB
+        raise NotFound("channel not found")
+    found = dynamodb.get_item(TableName=settings.table_name, Key=table.channel_key(channel_id), ConsistentRead=True)
+    item = found.get("Item")
+    channel = table.channel_from_item(item) if item else None
+    if channel is None or channel.owner != user.id:
+        raise NotFound("channel not found")
+    rotated, issued = channel.with_rotated_key()
+    try:
+        dynamodb.update_item(TableName=settings.table_name, **table.rotate_key_update(rotated, channel.stream_key_hash))
+    except dynamodb.exceptions.ConditionalCheckFailedException:
+        raise Conflict("the stream key was changed concurrently; retry") from None
+    logger.info("stream key rotated", extra={"channel_id": channel_id})
+    return _credentials(rotated, issued, settings)
+
+
+@router.get("/me", response_model=ChannelList)
+def list_my_channels(
+    user: CurrentUser,
+    settings: SettingsDep,
+    dynamodb: DynamoDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=_MAX_CURSOR_LENGTH)] = None,
+) -> ChannelList:
+    """List the caller's channels, oldest first, without stream keys."""
+    query = table.owner_channels_query(user.id)
+    if cursor is not None:
+        query["ExclusiveStartKey"] = _decode_cursor(cursor, query)
+    try:
+        page = dynamodb.query(TableName=settings.table_name, Limit=limit, **query)
+    except dynamodb.exceptions.ClientError as exc:  # e.g. "starting key is outside query boundaries"
+        if cursor is None or exc.response.get("Error", {}).get("Code") != "ValidationException":
+            raise
+        raise _bad_cursor() from None
+    channels = [ChannelOut.of(table.channel_from_item(item)) for item in page.get("Items", [])]
+    last = page.get("LastEvaluatedKey")
+    return ChannelList(channels=channels, next_cursor=_encode_cursor(last) if last else None)
+
+
+def _encode_cursor(last_evaluated_key: dict[str, Any]) -> str:
+    raw = json.dumps(last_evaluated_key, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, query: dict[str, Any]) -> dict[str, Any]:
+    """The ``ExclusiveStartKey`` inside ``cursor``, checked against this owner's query.
+
+    Raises:
+        RequestValidationError: (→ 422 on ``query.cursor``) for anything we did not issue to this owner.
+    """
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        decoded = None
+    values = query["ExpressionAttributeValues"]
+    expected = {table.PK, table.SK, table.GSI1_PK, table.GSI1_SK}
+    valid = (
+        isinstance(decoded, dict)
+        and set(decoded) == expected
+        and all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in decoded.values())
+        and decoded[table.GSI1_PK] == values[":owner"]
+        and decoded[table.GSI1_SK]["S"].startswith(values[":prefix"]["S"])
+        and decoded[table.PK]["S"].startswith(table.CHANNEL_PREFIX)
+        and decoded[table.SK]["S"] == table.CHANNEL_SK
+    )
+    if not valid:
+        raise _bad_cursor()
+    return decoded
+
+
+def _bad_cursor() -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", "cursor"), "msg": "invalid pagination cursor"}]
+    )

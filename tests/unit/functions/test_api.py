@@ -1,0 +1,503 @@
+"""REST function: FastAPI driven through the real Mangum handler with API Gateway 2.0 events, against moto."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from typing import Any
+
+import boto3
+import jwt
+import pytest
+
+from capturestream import table
+from capturestream.models import hash_stream_key
+from capturestream.settings import get_settings
+from capturestream.tokens import AUDIENCE, ISSUER, User, issue_token, verify_token
+from functions.api import deps
+from functions.api import handler as api_handler
+from functions.api.routes import channels as channel_routes
+from tests.support.aws import create_media_table
+
+SECRET = "unit-test-jwt-secret-0123456789abcdefghij"
+OTHER_SECRET = "another-jwt-secret-0123456789abcdefghijkl"
+TABLE = "capturestream-MediaTable"
+RTMP = "rtmp://ingest.test:1935/live"
+WEB = "http://web.test:8000"
+ORIGIN = "http://web.test:8000"
+
+
+@pytest.fixture
+def api_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Environment of the REST function pointed at moto; yields a boto3 DynamoDB client (no table yet)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    for name, value in {
+        "TABLE_NAME": TABLE,
+        "MEDIA_BUCKET": "capturestream-media",
+        "JWT_SECRET": SECRET,
+        "RTMP_INGEST_URL": RTMP,
+        "WEB_BASE_URL": WEB + "/",
+        "CORS_ALLOW_ORIGINS": f"{ORIGIN},http://other.test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    deps.reset_clients()
+    yield boto3.client("dynamodb")
+    api_handler.app.dependency_overrides.clear()
+    get_settings.cache_clear()
+    deps.reset_clients()
+
+
+@pytest.fixture
+def dynamodb(api_env: Any) -> Any:
+    """The DynamoDB client, with the single table created from template.yaml."""
+    create_media_table(api_env, TABLE)
+    return api_env
+
+
+def token_for(subject: str = "user-1", secret: str = SECRET, ttl: int = 3600) -> str:
+    return issue_token(secret, subject, ttl)
+
+
+def event(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    raw_body: str | None = None,
+    token: str | None = None,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API payload 2.0 event, as AWS sends it for ``ANY /api/{proxy+}``."""
+    all_headers = {"host": "api.test", "user-agent": "pytest", **(headers or {})}
+    if token is not None:
+        all_headers["authorization"] = f"Bearer {token}"
+    if body is not None:
+        raw_body = json.dumps(body)
+    if raw_body is not None:
+        all_headers.setdefault("content-type", "application/json")
+    result: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "ANY /api/{proxy+}",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": all_headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "api.test",
+            "domainPrefix": "api",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "x"},
+            "requestId": "req-1",
+            "routeKey": "ANY /api/{proxy+}",
+            "stage": "$default",
+            "time": "12/Mar/2026:19:03:58 +0000",
+            "timeEpoch": 1_773_342_238_000,
+        },
+        "isBase64Encoded": False,
+    }
+    if raw_body is not None:
+        result["body"] = raw_body
+    return result
+
+
+def call(method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, str], Any]:
+    """Invoke the real Lambda handler; returns (status, lower-cased headers, decoded JSON body or text)."""
+    response = api_handler.handler(event(method, path, **kwargs), None)
+    assert "multiValueHeaders" not in response  # payload 2.0 responses have none
+    text = base64.b64decode(response["body"]).decode() if response.get("isBase64Encoded") else response["body"]
+    headers = {k.lower(): v for k, v in response.get("headers", {}).items()}
+    is_json = headers.get("content-type", "").startswith("application/json")
+    return response["statusCode"], headers, json.loads(text) if is_json else text
+
+
+def create(name: str = "My channel", subject: str = "user-1") -> dict[str, Any]:
+    status, _, body = call("POST", "/api/channels", body={"name": name}, token=token_for(subject))
+    assert status == 201, body
+    return body
+
+
+def stored_channel(dynamodb: Any, channel_id: str):
+    item = dynamodb.get_item(TableName=TABLE, Key=table.channel_key(channel_id), ConsistentRead=True)["Item"]
+    return item, table.channel_from_item(item)
+
+
+# ------------------------------------------------------------------------------------------------ channels
+
+
+def test_create_returns_the_key_once_and_stores_only_its_hash(dynamodb: Any) -> None:
+    status, headers, body = call("POST", "/api/channels", body={"name": "  Gaming night  "}, token=token_for())
+    assert status == 201
+    assert headers["cache-control"] == "no-store"
+    key, channel = body["streamKey"], body["channel"]
+    assert set(channel) == {"channelId", "name", "playbackId", "createdAt", "keyRotatedAt"}
+    assert channel["name"] == "Gaming night"
+    assert body["ingest"] == {"server": RTMP, "streamKey": key}
+    assert body["watchUrl"] == f"{WEB}/watch.html?v={channel['playbackId']}"
+    item, stored = stored_channel(dynamodb, channel["channelId"])
+    assert key not in json.dumps(item)
+    assert item["stream_key_hash"] == {"S": hash_stream_key(key)}
+    assert stored.owner == "user-1"
+    assert stored.verify_stream_key(key)
+    assert not stored.verify_stream_key(key[:-1] + ("A" if key[-1] != "A" else "B"))
+
+
+def test_me_lists_own_channels_without_keys(dynamodb: Any) -> None:
+    first, second = create("one"), create("two")
+    create("someone else's", subject="user-2")
+    status, headers, body = call("GET", "/api/channels/me", token=token_for())
+    assert status == 200
+    assert headers["cache-control"] == "no-store"
+    assert [c["name"] for c in body["channels"]] == ["one", "two"]
+    assert body["nextCursor"] is None
+    text = json.dumps(body)
+    for created in (first, second):
+        assert created["streamKey"] not in text
+        assert hash_stream_key(created["streamKey"]) not in text
+    assert "streamKey" not in text and "hash" not in text.lower()
+
+
+def test_me_paginates_with_an_opaque_cursor(dynamodb: Any) -> None:
+    names = [f"ch{i}" for i in range(5)]
+    for name in names:
+        create(name)
+    seen, cursor, pages = [], None, 0
+    while True:
+        query = "limit=2" + (f"&cursor={cursor}" if cursor else "")
+        status, _, body = call("GET", "/api/channels/me", token=token_for(), query=query)
+        assert status == 200
+        assert len(body["channels"]) <= 2
+        seen += [c["name"] for c in body["channels"]]
+        pages += 1
+        cursor = body["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == names
+    assert pages == 3
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not-base64!!",
+        base64.urlsafe_b64encode(b"not json").decode(),
+        base64.urlsafe_b64encode(b'["a list"]').decode(),
+        base64.urlsafe_b64encode(json.dumps({"pk": {"S": "x"}}).encode()).decode(),
+        # a well-formed key of someone else's index partition
+        base64.urlsafe_b64encode(
+            json.dumps(
+                {
+                    "pk": {"S": "CHANNEL#abcdefghijkl"},
+                    "sk": {"S": "CHANNEL"},
+                    "gsi1pk": {"S": "OWNER#user-2"},
+                    "gsi1sk": {"S": "CHANNEL#2026#abcdefghijkl"},
+                }
+            ).encode()
+        ).decode(),
+    ],
+)
+def test_tampered_cursor_is_422_not_500(dynamodb: Any, cursor: str) -> None:
+    status, _, body = call("GET", "/api/channels/me", token=token_for(), query=f"cursor={cursor}")
+    assert status == 422
+    assert body["error"]["code"] == "validation_error"
+    assert body["error"]["fields"][0]["field"] == "query.cursor"
+
+
+def test_cursor_rejected_by_dynamodb_is_422(dynamodb: Any) -> None:
+    create("one"), create("two")
+    _, _, page = call("GET", "/api/channels/me", token=token_for(), query="limit=1")
+    cursor = page["nextCursor"]
+
+    class RejectsStartKey:
+        def query(self, **kwargs: Any) -> Any:
+            assert "ExclusiveStartKey" in kwargs
+            error = {"Error": {"Code": "ValidationException", "Message": "outside query boundaries"}}
+            raise dynamodb.exceptions.ClientError(error, "Query")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(dynamodb, name)
+
+    api_handler.app.dependency_overrides[deps.get_dynamodb] = RejectsStartKey
+    status, _, body = call("GET", "/api/channels/me", token=token_for(), query=f"cursor={cursor}")
+    assert status == 422
+    assert body["error"]["fields"][0]["field"] == "query.cursor"
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "ten"])
+def test_limit_out_of_range_is_422(dynamodb: Any, limit: str) -> None:
+    status, _, body = call("GET", "/api/channels/me", token=token_for(), query=f"limit={limit}")
+    assert status == 422
+    assert body["error"]["fields"][0]["field"] == "query.limit"
+
+
+def test_rotate_invalidates_the_old_key(dynamodb: Any) -> None:
+    created = create()
+    channel_id, old_key = created["channel"]["channelId"], created["streamKey"]
+    status, headers, body = call("POST", f"/api/channels/{channel_id}/rotate-key", token=token_for())
+    assert status == 200
+    assert headers["cache-control"] == "no-store"
+    new_key = body["streamKey"]
+    assert new_key != old_key
+    assert body["ingest"]["streamKey"] == new_key
+    assert body["channel"]["playbackId"] == created["channel"]["playbackId"]
+    _, stored = stored_channel(dynamodb, channel_id)
+    assert stored.verify_stream_key(new_key)
+    assert not stored.verify_stream_key(old_key)
+    assert stored.key_rotated_at > stored.created_at
+
+
+@pytest.mark.parametrize("channel_id", ["OTHER", "zzzzzzzzzzzz", "bad id with spaces", "x" * 300])
+def test_rotate_of_someone_elses_or_unknown_channel_is_404(dynamodb: Any, channel_id: str) -> None:
+    others = create(subject="user-2")
+    target = others["channel"]["channelId"] if channel_id == "OTHER" else channel_id
+    status, _, body = call("POST", f"/api/channels/{target}/rotate-key", token=token_for("user-1"))
+    assert status == 404
+    assert body["error"]["code"] == "not_found"
+    _, stored = stored_channel(dynamodb, others["channel"]["channelId"])
+    assert stored.verify_stream_key(others["streamKey"])  # untouched
+
+
+def test_concurrent_rotation_loses_with_409(dynamodb: Any) -> None:
+    created = create()
+    channel_id = created["channel"]["channelId"]
+    stale_item, _ = stored_channel(dynamodb, channel_id)
+    assert call("POST", f"/api/channels/{channel_id}/rotate-key", token=token_for())[0] == 200
+
+    class StaleReads:
+        """The real client, except that reads return the item as it was before the other rotation."""
+
+        def __init__(self, real: Any) -> None:
+            self._real = real
+
+        def get_item(self, **kwargs: Any) -> dict[str, Any]:
+            return {"Item": stale_item}
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._real, name)
+
+    api_handler.app.dependency_overrides[deps.get_dynamodb] = lambda: StaleReads(dynamodb)
+    status, _, body = call("POST", f"/api/channels/{channel_id}/rotate-key", token=token_for())
+    assert status == 409
+    assert body["error"]["code"] == "conflict"
+
+
+def test_channel_limit_per_owner(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(channel_routes, "MAX_CHANNELS_PER_OWNER", 2)
+    create("a"), create("b")
+    status, _, body = call("POST", "/api/channels", body={"name": "c"}, token=token_for())
+    assert status == 409
+    assert body["error"]["code"] == "limit_exceeded"
+    assert create("mine", subject="user-2")  # the limit is per owner
+
+
+# ------------------------------------------------------------------------------------------------ validation
+
+
+@pytest.mark.parametrize(
+    ("raw_body", "field"),
+    [
+        (None, "body"),
+        ("{}", "body.name"),
+        (json.dumps({"name": "x" * 101}), "body.name"),
+        (json.dumps({"name": ""}), "body.name"),
+        (json.dumps({"name": "   "}), "body.name"),
+        (json.dumps({"name": "line\nbreak"}), "body.name"),
+        (json.dumps({"name": 123}), "body.name"),
+        (json.dumps({"name": ["a"]}), "body.name"),
+        (json.dumps({"name": "ok", "owner": "someone-else"}), "body.owner"),
+        ('{"name": "ok"} trailing garbage', "body"),
+        ("not json at all", "body"),
+        ("[]", "body"),
+    ],
+)
+def test_bad_payload_is_422_naming_the_field(api_env: Any, raw_body: str | None, field: str) -> None:
+    status, headers, body = call("POST", "/api/channels", raw_body=raw_body, token=token_for())
+    assert status == 422, body
+    assert headers["cache-control"] == "no-store"
+    error = body["error"]
+    assert error["code"] == "validation_error"
+    assert field in [f["field"] for f in error["fields"]]
+    assert all(set(f) == {"field", "message"} for f in error["fields"])
+
+
+def test_validation_errors_never_echo_the_input(api_env: Any) -> None:
+    secret_looking = "live_abcdefghijkl_" + "S" * 200
+    status, _, body = call("POST", "/api/channels", body={"name": secret_looking}, token=token_for())
+    assert status == 422
+    assert "SSSS" not in json.dumps(body)
+
+
+# ------------------------------------------------------------------------------------------------ auth
+
+
+def _expired_token() -> str:
+    now = int(time.time())
+    claims = {"sub": "user-1", "iat": now - 3600, "exp": now - 120, "iss": ISSUER, "aud": AUDIENCE}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+def _claims_token(**overrides: Any) -> str:
+    now = int(time.time())
+    claims = {"sub": "user-1", "iat": now, "exp": now + 600, "iss": ISSUER, "aud": AUDIENCE, **overrides}
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "Bearer",
+        "Bearer not-a-jwt",
+        "Basic dXNlcjpwYXNz",
+        "Bearer " + _expired_token(),
+        "Bearer " + issue_token(OTHER_SECRET, "user-1", 600),
+        "Bearer " + _claims_token(aud="someone-else"),
+        "Bearer " + _claims_token(iss="someone-else"),
+        "Bearer " + _claims_token(sub=None),
+        "Bearer " + _claims_token(exp=None),
+        "Bearer " + _claims_token(sub="x" * 300),
+        "Bearer " + jwt.encode({"sub": "user-1", "exp": int(time.time()) + 600}, None, algorithm="none"),
+    ],
+)
+@pytest.mark.parametrize(("method", "path"), [("POST", "/api/channels"), ("GET", "/api/channels/me")])
+def test_owner_endpoints_reject_missing_or_bad_tokens(dynamodb: Any, authorization, method, path) -> None:
+    headers = {"authorization": authorization} if authorization is not None else {}
+    status, response_headers, body = call(method, path, body={"name": "x"}, headers=headers)
+    assert status == 401
+    assert response_headers["www-authenticate"].startswith("Bearer")
+    assert body["error"]["code"] == "unauthorized"
+    assert body["error"]["message"] in ("missing bearer token", "invalid or expired bearer token")
+    assert dynamodb.scan(TableName=TABLE)["Count"] == 0
+
+
+def test_expiry_allows_clock_skew_leeway(dynamodb: Any) -> None:
+    token = _claims_token(exp=int(time.time()) - 10)
+    assert call("GET", "/api/channels/me", token=token)[0] == 200
+
+
+def test_issue_token_round_trip() -> None:
+    token = issue_token(SECRET, "user-9", 60, name="Nine")
+    assert verify_token(SECRET, token) == User(id="user-9", name="Nine")
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience=AUDIENCE)
+    assert claims["exp"] - claims["iat"] == 60
+    with pytest.raises(ValueError):
+        issue_token(SECRET, "", 60)
+    with pytest.raises(ValueError):
+        issue_token(SECRET, "user", 0)
+
+
+# ------------------------------------------------------------------------------------------------ status, docs
+
+
+def test_status_ok_with_table(dynamodb: Any) -> None:
+    status, headers, body = call("GET", "/api/status")
+    assert status == 200
+    assert body["status"] == "ok"
+    assert body["checks"] == {"table": "ok"}
+    assert body["version"]
+    assert "time" in body
+
+
+def test_status_503_without_table(api_env: Any) -> None:
+    status, _, body = call("GET", "/api/status")
+    assert status == 503
+    assert body["status"] == "error"
+    assert body["checks"] == {"table": "error"}
+
+
+def test_docs_and_openapi_are_served(api_env: Any) -> None:
+    status, headers, html = call("GET", "/docs")
+    assert status == 200
+    assert headers["content-type"].startswith("text/html")
+    assert "/openapi.json" in html
+    status, _, spec = call("GET", "/openapi.json")
+    assert status == 200
+    assert spec["info"]["title"] == "CaptureStream"
+    operation_ids = [op["operationId"] for item in spec["paths"].values() for op in item.values()]
+    assert len(operation_ids) == len(set(operation_ids))
+    assert "channels-create_channel" in operation_ids
+    assert set(spec["paths"]) >= {"/api/status", "/api/channels", "/api/channels/me"}
+    assert "bearerAuth" in json.dumps(spec) or "HTTPBearer" in json.dumps(spec)
+
+
+def test_unknown_route_and_method_are_json_errors(api_env: Any) -> None:
+    status, _, body = call("GET", "/api/nope")
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    status, _, body = call("DELETE", "/api/status")
+    assert (status, body["error"]["code"]) == (405, "method_not_allowed")
+
+
+def test_unexpected_errors_are_opaque_500s(api_env: Any, caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        def query(self, **kwargs: Any) -> Any:
+            raise RuntimeError("internal detail that must not leak")
+
+    api_handler.app.dependency_overrides[deps.get_dynamodb] = Broken
+    with caplog.at_level(logging.ERROR):
+        status, _, body = call("GET", "/api/channels/me", token=token_for())
+    assert status == 500
+    assert body == {"error": {"code": "internal_error", "message": "internal server error"}}
+    assert "internal detail" in caplog.text  # logged for operators, not returned
+
+
+# ------------------------------------------------------------------------------------------------ secrecy, CORS
+
+
+def test_no_key_hash_or_token_in_logs(dynamodb: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Our code and Mangum at DEBUG, everything else at INFO.
+
+    botocore's own DEBUG wire logs print request/response bodies (so the stored hash); they must stay off.
+    """
+    token = token_for()
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="functions.api")
+    caplog.set_level(logging.DEBUG, logger="mangum")
+    with caplog.at_level(logging.INFO):
+        created = create()
+        channel_id = created["channel"]["channelId"]
+        _, _, rotated = call("POST", f"/api/channels/{channel_id}/rotate-key", token=token)
+        call("GET", "/api/channels/me", token=token)
+        call("GET", "/api/channels/me", token=token + "x")
+    secrets = [created["streamKey"], rotated["streamKey"], token]
+    secrets += [hash_stream_key(k) for k in secrets[:2]]
+    assert any(r.name.startswith("functions.api") for r in caplog.records), "expected our own log records"
+    dumped = caplog.text + "".join(json.dumps(r.__dict__, default=str) for r in caplog.records)
+    for secret in secrets:
+        assert secret not in dumped
+        assert secret[-16:] not in dumped
+
+
+def test_cors_preflight_honours_the_allowlist(api_env: Any) -> None:
+    preflight = {
+        "origin": ORIGIN,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization,content-type",
+    }
+    status, headers, _ = call("OPTIONS", "/api/channels", headers=preflight)
+    assert status == 200
+    assert headers["access-control-allow-origin"] == ORIGIN
+    assert "POST" in headers["access-control-allow-methods"]
+    assert "authorization" in headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-credentials" not in headers
+
+    status, headers, _ = call("OPTIONS", "/api/channels", headers={**preflight, "origin": "http://evil.test"})
+    assert status == 400
+    assert "access-control-allow-origin" not in headers
+
+
+def test_cors_simple_request_gets_the_origin_only_when_allowed(dynamodb: Any) -> None:
+    _, headers, _ = call("GET", "/api/status", headers={"origin": ORIGIN})
+    assert headers["access-control-allow-origin"] == ORIGIN
+    _, headers, _ = call("GET", "/api/status", headers={"origin": "http://evil.test"})
+    assert "access-control-allow-origin" not in headers
+
+
+async def test_handler_refuses_to_run_inside_an_event_loop(api_env: Any) -> None:
+    with pytest.raises(RuntimeError, match="synchronous"):
+        api_handler.handler(event("GET", "/api/status"), None)
+    response = await asyncio.to_thread(api_handler.handler, event("GET", "/openapi.json"), None)
+    assert response["statusCode"] == 200
