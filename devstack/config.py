@@ -1,0 +1,57 @@
+"""Configuration of the local system (``capturestream up``): flags, their environment variables, defaults.
+
+Every option is a field here with a ``CAPTURESTREAM_*`` environment variable and a ``--flag`` of the same name
+(``reconnect_window`` ↔ ``CAPTURESTREAM_RECONNECT_WINDOW`` ↔ ``--reconnect-window``); flags win over the
+environment. ``capturestream up --help`` and the README's configuration table list them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Default ports follow the seed and LocalStack (BRIEF §4).
+DEFAULT_PORTS = {"aws": 4566, "http": 8000, "ws": 3001, "rtmp": 1935}
+
+
+class StackConfig(BaseSettings):
+    """Options of ``capturestream up``."""
+
+    model_config = SettingsConfigDict(env_prefix="CAPTURESTREAM_", extra="ignore", frozen=True)
+
+    state_dir: Path = Field(default=Path(".capturestream"), description="where stack.json, secrets and data live")
+    host: str = Field(default="127.0.0.1", description="interface every server binds to")
+    ports: str = Field(default="default", pattern="^(default|auto)$", description="'auto' picks free ports")
+    aws_port: int = Field(default=DEFAULT_PORTS["aws"], ge=0, le=65535, description="embedded AWS endpoint (moto)")
+    http_port: int = Field(default=DEFAULT_PORTS["http"], ge=0, le=65535, description="web app, REST API, CDN edge")
+    ws_port: int = Field(default=DEFAULT_PORTS["ws"], ge=0, le=65535, description="WebSocket API")
+    rtmp_port: int = Field(default=DEFAULT_PORTS["rtmp"], ge=0, le=65535, description="RTMP ingest")
+    aws_endpoint: str | None = Field(
+        default=None, description="use this S3/SQS/DynamoDB endpoint (LocalStack, MinIO+moto) instead of moto"
+    )
+    stage: str = Field(default="dev", pattern="^[A-Za-z0-9_-]{1,64}$", description="WebSocket API stage name")
+    reconnect_window: float = Field(default=60.0, ge=0, le=1800, description="seconds a dropped stream may resume")
+    segment_seconds: float = Field(default=1.0, gt=0, le=10, description="target HLS segment duration")
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The ports the stack actually listens on."""
+
+    aws: int
+    http: int
+    ws: int
+    rtmp: int
+
+
+def requested_ports(config: StackConfig) -> Ports:
+    """The ports to bind: the configured ones, or 0 everywhere for ``--ports auto`` (each server then reports
+    the free port the kernel gave it, so there is no window in which another process can take it)."""
+    if config.ports == "auto":
+        return Ports(aws=0, http=0, ws=0, rtmp=0)
+    return Ports(aws=config.aws_port, http=config.http_port, ws=config.ws_port, rtmp=config.rtmp_port)

@@ -1,0 +1,371 @@
+"""``capturestream up``: the whole CaptureStream cloud on one machine, no Docker (BRIEF §5).
+
+Start order (stop is the reverse):
+1. the AWS endpoint: moto in a child process (or ``--aws-endpoint`` for LocalStack / MinIO+moto);
+2. resources provisioned **from template.yaml** (:mod:`devstack.template_spec`, :mod:`devstack.provision`);
+3. the functions of the template as :class:`~devstack.lambda_runtime.LocalFunction`\\ s, their environment
+   filled from the provisioned stack; their event sources (SQS, DynamoDB Streams) and the TTL sweeper;
+4. the WebSocket API emulator (``ws_port``) routed to its functions;
+5. one HTTP server (``http_port``): the HTTP API adapter for the REST function's routes, and the CDN edge for
+   everything else (media from the bucket, the web app from ``web/``);
+6. the ingest node, once it exists in this tree (``python -m ingest_node``);
+7. ``<state-dir>/stack.json`` with every endpoint, written atomically only when all of the above is ready.
+
+Rules:
+- Functions run in this process and share its environment, as the template's variables are the same for all
+  of them; two functions that want different values for one variable is a configuration error at start.
+- A local JWT secret is generated once per state dir (``secrets.json``, mode 0600) and a developer token for
+  the local owner is written next to it (``dev-token``); neither is ever logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiobotocore.session import get_session
+from aiohttp import web
+
+from capturestream import tokens
+
+from .cdn_edge import CdnEdge
+from .cli import STACK_FILE, TOKEN_FILE
+from .config import StackConfig, requested_ports
+from .event_sources import DynamoDbStreamEventSource, EventSource, SqsEventSource, TtlSweeper
+from .http_api import HttpApiAdapter
+from .lambda_runtime import LocalFunction
+from .processes import ChildProcess
+from .provision import ProvisionedStack, provision
+from .table_snapshot import TableSnapshotter
+from .template_spec import StackSpec, load_stack_spec
+from .ws_gateway import WebSocketGateway
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WEB_ROOT = REPO_ROOT / "web"
+DEV_OWNER = "local-owner"
+DEV_TOKEN_TTL = 30 * 24 * 3600
+_FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
+@dataclass
+class Endpoints:
+    """What ``stack.json`` tells clients (BRIEF §4 names)."""
+
+    s3_endpoint: str
+    region: str
+    bucket: str
+    rtmp_url: str
+    api_url: str
+    ws_url: str
+    web_url: str
+    cdn_url: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON document written to ``stack.json``."""
+        data = {k: v for k, v in vars(self).items() if k != "extra"}
+        return {**data, **self.extra}
+
+
+class LocalStack:
+    """The running local system; ``async with LocalStack(config) as stack`` starts and stops it."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.state_dir = config.state_dir.resolve()
+        self.functions: dict[str, LocalFunction] = {}
+        self.sources: list[EventSource] = []
+        self.children: list[ChildProcess] = []
+        self.gateway: WebSocketGateway | None = None
+        self.endpoints: Endpoints | None = None
+        self.ready_seconds: float | None = None
+        self.snapshotter: TableSnapshotter | None = None
+        self._exit = contextlib.AsyncExitStack()
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> LocalStack:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> Endpoints:
+        """Start everything; return the endpoints once ``stack.json`` is written."""
+        started = time.perf_counter()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / STACK_FILE).unlink(missing_ok=True)
+        ports = requested_ports(self.config)
+        endpoint = self.config.aws_endpoint or await self._start_moto(ports.aws)
+        for name, value in {**_FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            os.environ.setdefault(name, value)
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        spec = load_stack_spec(parameters={"StageName": self.config.stage})
+        provisioned = await asyncio.to_thread(provision, spec, endpoint)
+        self.functions = {fid: _local_function(spec, fid) for fid in spec.functions}
+        http_port = await self._start_http(spec, provisioned, ports.http)
+        ws_url = await self._start_gateway(spec, ports.ws)
+        base = f"http://{self.config.host}:{http_port}"
+        rtmp_url = f"rtmp://{self.config.host}:{ports.rtmp or 1935}/live"
+        secret = self._jwt_secret()
+        _apply_environment(spec, provisioned, self._env_overrides(base, rtmp_url, secret))
+        if not self.config.aws_endpoint:  # moto forgets everything on exit; an external endpoint keeps its data
+            await self._start_snapshots(spec, provisioned)
+        await self._start_event_sources(spec, provisioned)
+        self.endpoints = Endpoints(
+            s3_endpoint=endpoint,
+            region=spec.region,
+            bucket=provisioned.bucket,
+            rtmp_url=rtmp_url,
+            api_url=base,
+            ws_url=ws_url,
+            web_url=base,
+            cdn_url=base,
+            extra={"table": provisioned.table.name, "aws_endpoint": endpoint, "pid": os.getpid()},
+        )
+        self._write_private(TOKEN_FILE, tokens.issue_token(secret, DEV_OWNER, DEV_TOKEN_TTL, name="Local owner"))
+        self._write_private(STACK_FILE, json.dumps(self.endpoints.as_dict(), indent=2))
+        self.ready_seconds = time.perf_counter() - started
+        return self.endpoints
+
+    async def stop(self) -> None:
+        """Stop everything in reverse order; safe to call twice or after a failed start."""
+        (self.state_dir / STACK_FILE).unlink(missing_ok=True)
+        await asyncio.gather(*(source.stop() for source in self.sources), return_exceptions=True)
+        self.sources.clear()
+        if self.gateway is not None:
+            await self.gateway.close()
+            self.gateway = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.snapshotter is not None:
+            await self.snapshotter.stop()
+            self.snapshotter = None
+        await self._exit.aclose()
+        for child in reversed(self.children):
+            await child.stop()
+        self.children.clear()
+
+    async def _start_moto(self, port: int) -> str:
+        moto_tmp = self.state_dir / "moto-tmp"
+        moto_tmp.mkdir(exist_ok=True)
+        child = ChildProcess.python_module(
+            "moto",
+            "devstack.moto_process",
+            "--host",
+            self.config.host,
+            "--port",
+            str(port),
+            env={**os.environ, "TMPDIR": str(moto_tmp)},
+            log_path=self.state_dir / "logs" / "moto.log",
+        )
+        self.children.append(child)
+        ready = await child.start()
+        return f"http://{self.config.host}:{ready['port']}"
+
+    async def _start_http(self, spec: StackSpec, provisioned: ProvisionedStack, port: int) -> int:
+        routes = [(r.method, r.path, self.functions[r.function].invoke) for r in spec.http_api.routes]
+        adapter = HttpApiAdapter(routes)
+        s3 = await self._exit.enter_async_context(get_session().create_client("s3", region_name=spec.region))
+        cdn = CdnEdge(s3, provisioned.bucket, WEB_ROOT)
+
+        async def dispatch(request: web.Request) -> web.StreamResponse:
+            if adapter.match(request.method, request.path):
+                return await adapter.handle(request)
+            return await cdn.handle(request)
+
+        app = web.Application(client_max_size=adapter.max_payload_bytes + 1)
+        app.router.add_route("*", "/{tail:.*}", dispatch)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, port)
+        await site.start()
+        return self._runner.addresses[0][1]
+
+    async def _start_gateway(self, spec: StackSpec, port: int) -> str:
+        ws = spec.websocket
+        routes = {route: self.functions[function].invoke for route, function in ws.routes.items()}
+        self.gateway = WebSocketGateway(
+            routes, route_selection_expression=ws.route_selection_expression, stage=ws.stage
+        )
+        await self.gateway.start(self.config.host, port)
+        return self.gateway.ws_url
+
+    async def _start_snapshots(self, spec: StackSpec, provisioned: ProvisionedStack) -> None:
+        dynamodb = await self._exit.enter_async_context(
+            get_session().create_client("dynamodb", region_name=spec.region)
+        )
+        self.snapshotter = TableSnapshotter(dynamodb, provisioned.table.name, self.state_dir)
+        await self.snapshotter.start()
+
+    async def _start_event_sources(self, spec: StackSpec, provisioned: ProvisionedStack) -> None:
+        for fid, fn_spec in spec.functions.items():
+            function = self.functions[fid]
+            for sqs in fn_spec.sqs_sources:
+                queue = provisioned.queues[sqs.queue_logical_id]
+                self.sources.append(
+                    SqsEventSource(
+                        queue.url,
+                        queue.arn,
+                        function,
+                        batch_size=sqs.batch_size,
+                        maximum_batching_window=sqs.batching_window,
+                        report_batch_item_failures=sqs.report_batch_item_failures,
+                    )
+                )
+            for stream in fn_spec.stream_sources:
+                on_failure = provisioned.queues.get(stream.on_failure_queue_logical_id or "")
+                self.sources.append(
+                    DynamoDbStreamEventSource(
+                        provisioned.tables[stream.table_logical_id].stream_arn,
+                        function,
+                        batch_size=stream.batch_size,
+                        starting_position=stream.starting_position,
+                        maximum_retry_attempts=stream.maximum_retry_attempts,
+                        bisect_on_function_error=stream.bisect_batch_on_error,
+                        report_batch_item_failures=stream.report_batch_item_failures,
+                        on_failure_queue_url=on_failure.url if on_failure else None,
+                    )
+                )
+        for table in spec.tables.values():
+            if table.ttl_attribute:
+                self.sources.append(TtlSweeper(table.name, table.ttl_attribute, interval=5.0))
+        await asyncio.gather(*(source.start() for source in self.sources))
+
+    def _env_overrides(self, base: str, rtmp_url: str, secret: str) -> dict[str, str]:
+        assert self.gateway is not None
+        return {
+            "WS_ENDPOINT": self.gateway.management_url,
+            "JWT_SECRET": secret,
+            "RTMP_INGEST_URL": rtmp_url,
+            "CDN_BASE_URL": base,
+            "WEB_BASE_URL": base,
+            "CORS_ALLOW_ORIGINS": base,
+        }
+
+    def _jwt_secret(self) -> str:
+        path = self.state_dir / "secrets.json"
+        if path.exists():
+            return json.loads(path.read_text())["jwt_secret"]
+        secret = secrets.token_urlsafe(48)
+        self._write_private("secrets.json", json.dumps({"jwt_secret": secret}))
+        return secret
+
+    def _write_private(self, name: str, text: str) -> None:
+        """Write a state file atomically with mode 0600 (readers never see half a file)."""
+        target = self.state_dir / name
+        temporary = target.with_suffix(target.suffix + ".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(temporary, target)
+
+
+def _local_function(spec: StackSpec, logical_id: str) -> LocalFunction:
+    fn = spec.functions[logical_id]
+    return LocalFunction(
+        logical_id,
+        fn.handler,
+        code_uri=fn.code_uri,
+        timeout=fn.timeout,
+        memory_mb=fn.memory,
+        region=spec.region,
+        account_id=spec.account_id,
+    )
+
+
+def _apply_environment(spec: StackSpec, provisioned: ProvisionedStack, overrides: dict[str, str]) -> None:
+    """Put every function's template environment into this process (they share it; conflicts are errors)."""
+    merged: dict[str, tuple[str, str]] = {}
+    for fid in spec.functions:
+        for name, value in provisioned.environment_for(fid, overrides).items():
+            if name in merged and merged[name][1] != value:
+                raise RuntimeError(f"{fid} and {merged[name][0]} need different values for {name}")
+            merged[name] = (fid, value)
+    os.environ.update({name: value for name, (_, value) in merged.items()})
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """Logging for the ``up`` process (the application; libraries never configure logging)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("botocore", "aiobotocore", "urllib3", "aiohttp.access", "werkzeug"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+class _JsonFormatter(logging.Formatter):
+    _STANDARD = set(vars(logging.makeLogRecord({})))
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        data.update({k: v for k, v in vars(record).items() if k not in self._STANDARD and k != "message"})
+        if record.exc_info:
+            data["error"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+def banner(endpoints: Endpoints, ready_seconds: float, state_dir: Path) -> str:
+    """What ``up`` prints once ready."""
+    lines = [
+        f"CaptureStream is up ({ready_seconds:.2f} s). Ctrl-C stops it.",
+        f"  Web app        {endpoints.web_url}/",
+        f"  REST API       {endpoints.api_url}/api   (docs {endpoints.api_url}/docs)",
+        f"  WebSocket      {endpoints.ws_url}",
+        f"  OBS server     {endpoints.rtmp_url}",
+        f"  AWS endpoint   {endpoints.s3_endpoint}   (bucket {endpoints.bucket})",
+        f"  State          {state_dir}/stack.json",
+        '  Next: capturestream channel create "My channel"   (prints your stream key)',
+        f"  Dev token:     capturestream token --state-dir {state_dir}",
+    ]
+    return "\n".join(lines)
+
+
+async def _serve(config: StackConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with LocalStack(config) as stack:
+        assert stack.endpoints is not None and stack.ready_seconds is not None
+        print(banner(stack.endpoints, stack.ready_seconds, stack.state_dir), flush=True)
+        await stop.wait()
+        log.info("stopping")
+
+
+def run(config: StackConfig) -> int:
+    """Run the local system in the foreground until SIGINT/SIGTERM; return the exit code."""
+    configure_logging(config.log_level, config.log_format)
+    try:
+        asyncio.run(_serve(config))
+    except (OSError, RuntimeError) as error:
+        log.error("capturestream up failed: %s", error)
+        return 1
+    return 0
