@@ -1,0 +1,194 @@
+"""End to end: ``capturestream up`` as a user runs it, driven through its CLI, REST API, WebSocket and S3.
+
+One system is started for the module (``--ports auto`` into a temp state dir), exercised like a user would,
+and stopped with SIGTERM at the end, checking that every process it started is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import boto3
+import pytest
+
+from capturestream import keys
+from capturestream.models import STREAM_KEY_PATTERN
+
+pytestmark = pytest.mark.e2e
+
+CLI = [sys.executable, "-m", "devstack.cli"]
+READY_TIMEOUT = 30.0
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc; no psutil needed)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class System:
+    """A running ``capturestream up`` subprocess and its endpoints."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.log = (state_dir.parent / "up.log").open("w")
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            [*CLI, "up", "--ports", "auto", "--state-dir", str(state_dir)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        stack_file = state_dir / "stack.json"
+        while not stack_file.exists():
+            if self.process.poll() is not None or time.monotonic() - started > READY_TIMEOUT:
+                raise RuntimeError(f"up did not become ready:\n{(state_dir.parent / 'up.log').read_text()}")
+            time.sleep(0.05)
+        self.ready_seconds = time.monotonic() - started
+        self.stack = json.loads(stack_file.read_text())
+        self.token = (state_dir / "dev-token").read_text().strip()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, *args, "--state-dir", str(self.state_dir)], capture_output=True, text=True, timeout=30
+        )
+
+    def request(self, method: str, path: str, body: object = None, token: str | None = "dev") -> tuple[int, dict]:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {self.token if token == 'dev' else token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.stack["api_url"] + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    running = System(tmp_path_factory.mktemp("up") / "state")
+    yield running
+    if running.process.poll() is None:
+        running.process.kill()
+        running.process.wait()
+
+
+def test_ready_writes_every_endpoint(system: System) -> None:
+    """stack.json names every endpoint of BRIEF §4, and `up` was ready within the 5 s target (with slack)."""
+    for name in ("s3_endpoint", "region", "bucket", "rtmp_url", "api_url", "ws_url", "web_url", "cdn_url"):
+        assert system.stack[name], name
+    assert system.stack["rtmp_url"].startswith("rtmp://127.0.0.1:")
+    assert system.ready_seconds < 15  # behaviour check; the 5 s target is measured in bench/up.py
+    assert oct((system.state_dir / "dev-token").stat().st_mode & 0o777) == "0o600"
+
+
+def test_status_and_docs(system: System) -> None:
+    status, body = system.request("GET", "/api/status", token=None)
+    assert status == 200 and body["status"] == "ok" and body["checks"]["table"] == "ok"
+    with urllib.request.urlopen(system.stack["api_url"] + "/docs", timeout=10) as response:
+        assert response.status == 200 and "swagger" in response.read().decode().lower()
+    with urllib.request.urlopen(system.stack["api_url"] + "/openapi.json", timeout=10) as response:
+        assert "/api/channels" in json.loads(response.read())["paths"]
+
+
+def test_channel_create_via_cli(system: System) -> None:
+    """The CLI prints the OBS server URL, the stream key (once) and the watch URL."""
+    result = system.cli("channel", "create", "CLI channel", "--json")
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert STREAM_KEY_PATTERN.fullmatch(created["streamKey"])
+    assert created["ingest"]["server"] == system.stack["rtmp_url"]
+    assert created["watchUrl"].startswith(system.stack["web_url"])
+    human = system.cli("channel", "create", "Second")
+    assert human.returncode == 0 and "Stream key live_" in human.stdout and "Server    rtmp://" in human.stdout
+    listed = json.loads(system.cli("channel", "list", "--json").stdout)["channels"]
+    assert {"CLI channel", "Second"} <= {channel["name"] for channel in listed}
+    assert created["streamKey"] not in json.dumps(listed)
+
+
+def test_channel_create_via_rest_and_bad_input(system: System) -> None:
+    status, created = system.request("POST", "/api/channels", {"name": "REST channel"})
+    assert status == 201 and created["streamKey"].startswith("live_")
+    status, rotated = system.request("POST", f"/api/channels/{created['channel']['channelId']}/rotate-key", {})
+    assert status == 200 and rotated["streamKey"] != created["streamKey"]
+    status, body = system.request("POST", "/api/channels", {"title": "no name"})
+    assert status == 422 and any(f["field"].endswith("name") for f in body["error"]["fields"])
+    status, body = system.request("POST", "/api/channels", {"name": "x"}, token=None)
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+    status, _ = system.request("POST", "/api/channels", {"name": "x"}, token="not.a.jwt")
+    assert status == 401
+
+
+async def test_manifest_in_s3_reaches_the_catalog_and_the_websocket(system: System) -> None:
+    """S3 put → EventBridge → SQS → catalog function → DynamoDB → visible to a WebSocket client's getStreams."""
+    session_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-e2e001"
+    key = keys.SessionManifest(playback_id="e2eplayback", session_id=session_id, kind="started").key
+    manifest = {
+        "channel_id": "abcdefghijkl",
+        "playback_id": "e2eplayback",
+        "session_id": session_id,
+        "started_at": datetime.now(UTC).isoformat(),
+    }
+    s3 = boto3.client("s3", endpoint_url=system.stack["s3_endpoint"])
+    s3.put_object(Bucket=system.stack["bucket"], Key=key, Body=json.dumps(manifest).encode())
+    deadline = time.monotonic() + 10
+    async with aiohttp.ClientSession() as http, http.ws_connect(system.stack["ws_url"]) as ws:
+        while True:
+            await ws.send_str(json.dumps({"type": "getStreams"}))
+            reply = json.loads((await ws.receive(timeout=5)).data)
+            ids = [stream["streamId"] for stream in reply.get("streams", [])]
+            if "e2eplayback" in ids or time.monotonic() > deadline:
+                break
+    assert reply["type"] == "streamList" and "e2eplayback" in ids
+    (stream,) = [s for s in reply["streams"] if s["streamId"] == "e2eplayback"]
+    playlist_url = stream["playbackUrl"]
+    assert playlist_url.startswith(system.stack["cdn_url"] + "/")
+
+
+def test_sigterm_stops_every_process(system: System) -> None:
+    """SIGTERM stops the stack cleanly: exit code 0, stack.json removed, no child left behind."""
+    children = _descendants(system.process.pid)
+    assert children, "up should run at least the moto child"
+    system.process.send_signal(signal.SIGTERM)
+    assert system.process.wait(timeout=20) == 0
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in children if _alive(pid)]
+    assert not (system.state_dir / "stack.json").exists()
+    assert (system.state_dir / "table.json").exists()
