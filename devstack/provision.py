@@ -2,7 +2,8 @@
 
 This module owns turning the spec into real resources in any S3/SQS/EventBridge/DynamoDB endpoint: the
 embedded moto server, LocalStack, or MinIO (S3) plus moto/LocalStack (the rest). It runs once at start-up,
-with plain boto3.
+with plain boto3. Tables (create, reconcile, wait) are in :mod:`devstack.provision_table`, the shared error
+type in :mod:`devstack.provision_errors`; both results and the error are re-exported here.
 
 Rules:
 - Idempotent and non-destructive: a second run is a no-op. Existing resources are reconciled in place
@@ -25,16 +26,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
+from devstack.provision_errors import ProvisionError, error_code, naming
+from devstack.provision_table import ProvisionedTable, provision_table
 from devstack.template_spec import (
     MEDIA_BUCKET_ID,
     MEDIA_TABLE_ID,
@@ -43,7 +45,6 @@ from devstack.template_spec import (
     QueueSpec,
     RuleSpec,
     StackSpec,
-    TableSpec,
     Unresolved,
 )
 
@@ -52,11 +53,6 @@ __all__ = ["ProvisionError", "ProvisionedQueue", "ProvisionedStack", "Provisione
 logger = logging.getLogger(__name__)
 
 _CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"})
-_TABLE_ACTIVE_TIMEOUT = 30.0
-
-
-class ProvisionError(RuntimeError):
-    """A resource could not be created or reconciled; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -67,16 +63,6 @@ class ProvisionedQueue:
     name: str
     url: str
     arn: str
-
-
-@dataclass(frozen=True)
-class ProvisionedTable:
-    """A table as the endpoint reports it; ``stream_arn`` feeds the DynamoDB Streams poller."""
-
-    logical_id: str
-    name: str
-    arn: str
-    stream_arn: str | None
 
 
 @dataclass(frozen=True)
@@ -194,7 +180,7 @@ def provision(
         client("events"),
     )
     queues = _provision_queues(sqs, spec.queues)
-    tables = {logical_id: _provision_table(dynamodb, table) for logical_id, table in spec.tables.items()}
+    tables = {logical_id: provision_table(dynamodb, table) for logical_id, table in spec.tables.items()}
     foreign_s3 = s3_endpoint_url is not None and s3_endpoint_url != endpoint_url
     notifications = all(
         [_provision_bucket(s3, b, spec.region, notifications=not foreign_s3) for b in spec.buckets.values()]
@@ -217,7 +203,7 @@ def provision(
 
 def _provision_rule(events: Any, rule: RuleSpec, queues: Mapping[str, ProvisionedQueue]) -> str:
     """put_rule + put_targets are upserts; targets no longer in the template are removed."""
-    with _naming(rule.logical_id):
+    with naming(rule.logical_id):
         arn = events.put_rule(
             Name=rule.name,
             EventPattern=json.dumps(dict(rule.event_pattern)),
@@ -233,19 +219,6 @@ def _provision_rule(events: Any, rule: RuleSpec, queues: Mapping[str, Provisione
     return str(arn)
 
 
-@contextmanager
-def _naming(logical_id: str) -> Iterator[None]:
-    """Re-raise AWS errors as :class:`ProvisionError` that names the template resource."""
-    try:
-        yield
-    except (ClientError, BotoCoreError) as exc:
-        raise ProvisionError(f"{logical_id}: {exc}") from exc
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def _provision_queues(sqs: Any, specs: Mapping[str, QueueSpec]) -> dict[str, ProvisionedQueue]:
     done: dict[str, ProvisionedQueue] = {}
     pending = dict(specs)
@@ -254,7 +227,7 @@ def _provision_queues(sqs: Any, specs: Mapping[str, QueueSpec]) -> dict[str, Pro
         if not ready:
             raise ProvisionError(f"{', '.join(pending)}: redrive policies form a cycle or name unknown queues")
         for queue in ready:
-            with _naming(queue.logical_id):
+            with naming(queue.logical_id):
                 done[queue.logical_id] = _provision_queue(sqs, queue, done)
             del pending[queue.logical_id]
     return done
@@ -274,7 +247,7 @@ def _provision_queue(sqs: Any, queue: QueueSpec, done: Mapping[str, ProvisionedQ
     try:
         url = sqs.get_queue_url(QueueName=queue.name)["QueueUrl"]
     except ClientError as exc:
-        if "NonExistentQueue" not in _error_code(exc) and "QueueDoesNotExist" not in _error_code(exc):
+        if "NonExistentQueue" not in error_code(exc) and "QueueDoesNotExist" not in error_code(exc):
             raise
         url = sqs.create_queue(QueueName=queue.name, Attributes=attributes)["QueueUrl"]
         current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
@@ -300,97 +273,6 @@ def _normalized(value: str | None) -> Any:
     return str(loaded) if loaded is not None else ""
 
 
-def _provision_table(dynamodb: Any, table: TableSpec) -> ProvisionedTable:
-    with _naming(table.logical_id):
-        try:
-            description = dynamodb.describe_table(TableName=table.name)["Table"]
-        except ClientError as exc:
-            if _error_code(exc) != "ResourceNotFoundException":
-                raise
-            description = dynamodb.create_table(**_create_table_arguments(table))["TableDescription"]
-        else:
-            _reconcile_table(dynamodb, table, description)
-        description = _wait_active(dynamodb, table.name, description)
-        if table.ttl_attribute:
-            ttl = dynamodb.describe_time_to_live(TableName=table.name)["TimeToLiveDescription"]
-            if (
-                ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING")
-                or ttl.get("AttributeName") != table.ttl_attribute
-            ):
-                dynamodb.update_time_to_live(
-                    TableName=table.name,
-                    TimeToLiveSpecification={"AttributeName": table.ttl_attribute, "Enabled": True},
-                )
-    return ProvisionedTable(table.logical_id, table.name, description["TableArn"], description.get("LatestStreamArn"))
-
-
-def _key_schema(schema: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
-    return [{"AttributeName": name, "KeyType": kind} for name, kind in schema]
-
-
-def _gsi(index: Any) -> dict[str, Any]:
-    projection: dict[str, Any] = {"ProjectionType": index.projection_type}
-    if index.non_key_attributes:
-        projection["NonKeyAttributes"] = list(index.non_key_attributes)
-    return {"IndexName": index.name, "KeySchema": _key_schema(index.key_schema), "Projection": projection}
-
-
-def _create_table_arguments(table: TableSpec) -> dict[str, Any]:
-    arguments: dict[str, Any] = {
-        "TableName": table.name,
-        "KeySchema": _key_schema(table.key_schema),
-        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in table.attribute_definitions],
-        "BillingMode": table.billing_mode,
-    }
-    if table.gsis:
-        arguments["GlobalSecondaryIndexes"] = [_gsi(index) for index in table.gsis]
-    if table.stream_view_type:
-        arguments["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": table.stream_view_type}
-    return arguments
-
-
-def _reconcile_table(dynamodb: Any, table: TableSpec, description: Mapping[str, Any]) -> None:
-    """Fix in place what can be fixed without losing items; refuse the rest."""
-    if description["KeySchema"] != _key_schema(table.key_schema):
-        raise ProvisionError(
-            f"{table.logical_id}: table {table.name} exists with key schema {description['KeySchema']}, "
-            f"template.yaml says {_key_schema(table.key_schema)}; delete the local table (its data) to recreate it"
-        )
-    existing = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
-    definitions = [{"AttributeName": n, "AttributeType": t} for n, t in table.attribute_definitions]
-    for index in table.gsis:
-        if index.name not in existing:
-            logger.info("adding GSI %s to %s", index.name, table.name)
-            dynamodb.update_table(
-                TableName=table.name,
-                AttributeDefinitions=definitions,
-                GlobalSecondaryIndexUpdates=[{"Create": _gsi(index)}],
-            )
-    stream = description.get("StreamSpecification") or {}
-    if table.stream_view_type and not stream.get("StreamEnabled"):
-        dynamodb.update_table(
-            TableName=table.name,
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": table.stream_view_type},
-        )
-    elif table.stream_view_type and stream.get("StreamViewType") != table.stream_view_type:
-        raise ProvisionError(
-            f"{table.logical_id}: stream view type is {stream.get('StreamViewType')}, template.yaml says "
-            f"{table.stream_view_type}; delete the local table to recreate it"
-        )
-
-
-def _wait_active(dynamodb: Any, name: str, description: Mapping[str, Any]) -> Mapping[str, Any]:
-    deadline = time.monotonic() + _TABLE_ACTIVE_TIMEOUT
-    while description.get("TableStatus") != "ACTIVE" or any(
-        index.get("IndexStatus", "ACTIVE") != "ACTIVE" for index in description.get("GlobalSecondaryIndexes", [])
-    ):
-        if time.monotonic() > deadline:
-            raise ProvisionError(f"table {name} not ACTIVE after {_TABLE_ACTIVE_TIMEOUT:.0f} s")
-        time.sleep(0.05)
-        description = dynamodb.describe_table(TableName=name)["Table"]
-    return description
-
-
 def _provision_bucket(s3: Any, bucket: BucketSpec, region: str, *, notifications: bool = True) -> bool:
     """Create/reconcile one bucket.
 
@@ -401,17 +283,17 @@ def _provision_bucket(s3: Any, bucket: BucketSpec, region: str, *, notifications
     Returns:
         True if the bucket sends EventBridge notifications as the template says.
     """
-    with _naming(bucket.logical_id):
+    with naming(bucket.logical_id):
         try:
             s3.head_bucket(Bucket=bucket.name)
         except ClientError as exc:
-            if _error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+            if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
                 raise
             location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
             try:
                 s3.create_bucket(Bucket=bucket.name, **location)
             except ClientError as race:
-                if _error_code(race) != "BucketAlreadyOwnedByYou":
+                if error_code(race) != "BucketAlreadyOwnedByYou":
                     raise
         if bucket.cors_rules:
             try:
@@ -419,7 +301,7 @@ def _provision_bucket(s3: Any, bucket: BucketSpec, region: str, *, notifications
                     Bucket=bucket.name, CORSConfiguration={"CORSRules": [dict(r) for r in bucket.cors_rules]}
                 )
             except ClientError as exc:  # MinIO: no bucket CORS API, server-wide MINIO_API_CORS_ALLOW_ORIGIN instead
-                if _error_code(exc) != "NotImplemented":
+                if error_code(exc) != "NotImplemented":
                     raise
                 logger.warning("S3 endpoint has no bucket CORS API; %s keeps the server's CORS", bucket.name)
         if not notifications:
@@ -434,7 +316,7 @@ def _provision_bucket(s3: Any, bucket: BucketSpec, region: str, *, notifications
                 "S3 endpoint refused EventBridge notifications for %s (%s): devstack must route bucket events "
                 "itself (e.g. the MinIO webhook normalizer)",
                 bucket.name,
-                _error_code(exc),
+                error_code(exc),
             )
             return False
     return True
