@@ -10,6 +10,9 @@ Rules:
   parent points into the state dir) instead of living in RAM: a 2.5 Mbps stream would otherwise grow moto by
   ~1.1 GB per hour (LOCAL_AWS.md quirk 7).
 - moto's Lambda is switched to its no-Docker backend; CaptureStream never invokes Lambda through moto.
+- moto keeps every DynamoDB Streams shard iterator it ever issued (~1.9 KB per GetRecords call, ~150 MB/hour for
+  one consumer polling every 40 ms). Iterators are expired :data:`ITERATOR_LIFETIME` seconds after they were
+  first seen (AWS: 15 minutes); the devstack stream consumer asks for a fresh one when that happens.
 """
 
 from __future__ import annotations
@@ -21,10 +24,29 @@ import os
 import signal
 import sys
 import threading
+import time
 import urllib.request
 
 #: Objects above this size spill to disk inside moto (playlists and manifests stay in memory).
 SPILL_BYTES = 64 * 1024
+#: Seconds a DynamoDB Streams shard iterator lives here (shorter than AWS's 15 minutes to bound memory).
+ITERATOR_LIFETIME = 60.0
+
+
+def expire_shard_iterators(stop: threading.Event, lifetime: float = ITERATOR_LIFETIME) -> None:
+    """Forget shard iterators older than ``lifetime`` until ``stop`` is set (runs in a daemon thread)."""
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+    first_seen: dict[str, float] = {}
+    while not stop.wait(lifetime / 4):
+        now = time.monotonic()
+        for account in list(dynamodbstreams_backends.values()):
+            for backend in list(account.values()):
+                iterators = backend.shard_iterators
+                for arn in list(iterators):
+                    if now - first_seen.setdefault(arn, now) > lifetime:
+                        iterators.pop(arn, None)
+                        first_seen.pop(arn, None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     urllib.request.urlopen(request, timeout=10).close()
 
     stop = threading.Event()
+    threading.Thread(target=expire_shard_iterators, args=(stop,), name="iterator-expiry", daemon=True).start()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     print(json.dumps({"port": port}), flush=True)

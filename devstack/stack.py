@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from aiobotocore.session import get_session
 from aiohttp import web
 
@@ -332,7 +333,7 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
-def banner(endpoints: Endpoints, ready_seconds: float, state_dir: Path) -> str:
+def banner(endpoints: Endpoints, ready_seconds: float, state_dir: Path, token: str) -> str:
     """What ``up`` prints once ready."""
     lines = [
         f"CaptureStream is up ({ready_seconds:.2f} s). Ctrl-C stops it.",
@@ -343,7 +344,8 @@ def banner(endpoints: Endpoints, ready_seconds: float, state_dir: Path) -> str:
         f"  AWS endpoint   {endpoints.s3_endpoint}   (bucket {endpoints.bucket})",
         f"  State          {state_dir}/stack.json",
         '  Next: capturestream channel create "My channel"   (prints your stream key)',
-        f"  Dev token:     capturestream token --state-dir {state_dir}",
+        f"  Dev token      {token}",
+        "                 (bearer token of the local owner, valid 30 days; `capturestream token` prints it again)",
     ]
     return "\n".join(lines)
 
@@ -355,7 +357,8 @@ async def _serve(config: StackConfig) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with LocalStack(config) as stack:
         assert stack.endpoints is not None and stack.ready_seconds is not None
-        print(banner(stack.endpoints, stack.ready_seconds, stack.state_dir), flush=True)
+        token = (stack.state_dir / TOKEN_FILE).read_text().strip()
+        print(banner(stack.endpoints, stack.ready_seconds, stack.state_dir, token), flush=True)
         await stop.wait()
         log.info("stopping")
 
@@ -364,7 +367,9 @@ def run(config: StackConfig) -> int:
     """Run the local system in the foreground until SIGINT/SIGTERM; return the exit code."""
     configure_logging(config.log_level, config.log_format)
     try:
-        asyncio.run(_serve(config))
+        # uvloop: the WebSocket fan-out floor in FANOUT.md (81 µs/message in the gateway) was measured on it.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_serve(config))
     except (OSError, RuntimeError) as error:
         log.error("capturestream up failed: %s", error)
         return 1
