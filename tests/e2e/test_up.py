@@ -62,12 +62,12 @@ def _alive(pid: int) -> bool:
 class System:
     """A running ``capturestream up`` subprocess and its endpoints."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *extra: str) -> None:
         self.state_dir = state_dir
         self.log = (state_dir.parent / "up.log").open("w")
         started = time.monotonic()
         self.process = subprocess.Popen(
-            [*CLI, "up", "--ports", "auto", "--state-dir", str(state_dir)],
+            [*CLI, "up", "--ports", "auto", "--state-dir", str(state_dir), *extra],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -192,3 +192,32 @@ def test_sigterm_stops_every_process(system: System) -> None:
     assert not [pid for pid in children if _alive(pid)]
     assert not (system.state_dir / "stack.json").exists()
     assert (system.state_dir / "table.json").exists()
+
+
+def test_external_aws_endpoint_is_used_instead_of_moto(tmp_path: Path) -> None:
+    """`--aws-endpoint` provisions into an existing endpoint, starts no moto child, and a restart keeps the data."""
+    external = subprocess.Popen(
+        [sys.executable, "-m", "devstack.moto_process", "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        endpoint = f"http://127.0.0.1:{json.loads(external.stdout.readline())['port']}"
+        first = System(tmp_path / "one", "--aws-endpoint", endpoint)
+        try:
+            assert first.stack["s3_endpoint"] == endpoint
+            assert not _descendants(first.process.pid), "no moto child with an external endpoint"
+            status, created = first.request("POST", "/api/channels", {"name": "Kept outside"})
+            assert status == 201
+        finally:
+            first.process.send_signal(signal.SIGTERM)
+            assert first.process.wait(timeout=20) == 0
+        second = System(tmp_path / "two", "--aws-endpoint", endpoint)
+        try:
+            status, listed = second.request("GET", "/api/channels/me")
+            assert status == 200
+            assert created["channel"]["channelId"] in [channel["channelId"] for channel in listed["channels"]]
+        finally:
+            second.process.send_signal(signal.SIGTERM)
+            assert second.process.wait(timeout=20) == 0
+    finally:
+        external.send_signal(signal.SIGTERM)
+        external.wait(timeout=10)
