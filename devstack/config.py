@@ -32,6 +32,10 @@ class StackConfig(BaseSettings):
     aws_endpoint: str | None = Field(
         default=None, description="use this S3/SQS/DynamoDB endpoint (LocalStack, MinIO+moto) instead of moto"
     )
+    s3_endpoint: str | None = Field(
+        default=None,
+        description="MinIO mode: S3 on this endpoint (its webhook → POST /_local/minio/events), the rest on moto",
+    )
     stage: str = Field(default="dev", pattern="^[A-Za-z0-9_-]{1,64}$", description="WebSocket API stage name")
     reconnect_window: float = Field(default=60.0, ge=0, le=1800, description="seconds a dropped stream may resume")
     segment_seconds: float = Field(default=1.0, gt=0, le=10, description="target HLS segment duration")

@@ -6,8 +6,9 @@ Start order (stop is the reverse):
 3. the functions of the template as :class:`~devstack.lambda_runtime.LocalFunction`\\ s, their environment
    filled from the provisioned stack; their event sources (SQS, DynamoDB Streams) and the TTL sweeper;
 4. the WebSocket API emulator (``ws_port``) routed to its functions;
-5. one HTTP server (``http_port``): the HTTP API adapter for the REST function's routes, and the CDN edge for
-   everything else (media from the bucket, the web app from ``web/``);
+5. one HTTP server (``http_port``): the HTTP API adapter for the REST function's routes, the MinIO webhook
+   receiver (``POST /_local/minio/events``), and the CDN edge for everything else (media from the bucket, the
+   web app from ``web/``);
 6. the ingest node, once it exists in this tree (``python -m ingest_node``);
 7. ``<state-dir>/stack.json`` with every endpoint, written atomically only when all of the above is ready.
 
@@ -45,6 +46,8 @@ from .config import StackConfig, requested_ports
 from .event_sources import DynamoDbStreamEventSource, EventSource, SqsEventSource, TtlSweeper
 from .http_api import HttpApiAdapter
 from .lambda_runtime import LocalFunction
+from .minio_webhook import PATH as MINIO_WEBHOOK_PATH
+from .minio_webhook import MinioWebhook
 from .processes import ChildProcess
 from .provision import ProvisionedStack, provision
 from .table_snapshot import TableSnapshotter
@@ -117,8 +120,10 @@ class LocalStack:
         for name, value in {**_FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1"}.items():
             os.environ.setdefault(name, value)
         os.environ["AWS_ENDPOINT_URL"] = endpoint
+        if self.config.s3_endpoint:  # MinIO mode: the SDKs send S3 calls there, everything else to `endpoint`
+            os.environ["AWS_ENDPOINT_URL_S3"] = self.config.s3_endpoint
         spec = load_stack_spec(parameters={"StageName": self.config.stage})
-        provisioned = await asyncio.to_thread(provision, spec, endpoint)
+        provisioned = await asyncio.to_thread(provision, spec, endpoint, s3_endpoint_url=self.config.s3_endpoint)
         self.functions = {fid: _local_function(spec, fid) for fid in spec.functions}
         http_port = await self._start_http(spec, provisioned, ports.http)
         ws_url = await self._start_gateway(spec, ports.ws)
@@ -184,12 +189,17 @@ class LocalStack:
     async def _start_http(self, spec: StackSpec, provisioned: ProvisionedStack, port: int) -> int:
         routes = [(r.method, r.path, self.functions[r.function].invoke) for r in spec.http_api.routes]
         adapter = HttpApiAdapter(routes)
-        s3 = await self._exit.enter_async_context(get_session().create_client("s3", region_name=spec.region))
+        session = get_session()
+        s3 = await self._exit.enter_async_context(session.create_client("s3", region_name=spec.region))
+        events = await self._exit.enter_async_context(session.create_client("events", region_name=spec.region))
         cdn = CdnEdge(s3, provisioned.bucket, WEB_ROOT)
+        minio = MinioWebhook(events)
 
         async def dispatch(request: web.Request) -> web.StreamResponse:
             if adapter.match(request.method, request.path):
                 return await adapter.handle(request)
+            if request.path == MINIO_WEBHOOK_PATH and request.method == "POST":
+                return await minio.handle(request)
             return await cdn.handle(request)
 
         app = web.Application(client_max_size=adapter.max_payload_bytes + 1)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -178,6 +179,55 @@ async def test_manifest_in_s3_reaches_the_catalog_and_the_websocket(system: Syst
     (stream,) = [s for s in reply["streams"] if s["streamId"] == "e2eplayback"]
     playlist_url = stream["playbackUrl"]
     assert playlist_url.startswith(system.stack["cdn_url"] + "/")
+
+
+async def _wait_for_stream(ws_url: str, stream_id: str, timeout: float = 10) -> dict:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url) as ws:
+        while True:
+            await ws.send_str(json.dumps({"type": "getStreams"}))
+            reply = json.loads((await ws.receive(timeout=5)).data)
+            found = [s for s in reply.get("streams", []) if s["streamId"] == stream_id]
+            if found or time.monotonic() > deadline:
+                return found[0] if found else reply
+
+
+async def test_minio_webhook_events_reach_the_catalog(system: System) -> None:
+    """MinIO mode: a MinIO bucket notification POSTed to the stack runs the same rules → queue → catalog path."""
+    session_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-minio1"
+    key = keys.SessionManifest(playback_id="miniopb", session_id=session_id, kind="started").key
+    manifest = {
+        "channel_id": "abcdefghijkl",
+        "playback_id": "miniopb",
+        "session_id": session_id,
+        "started_at": datetime.now(UTC).isoformat(),
+    }
+    s3 = boto3.client("s3", endpoint_url=system.stack["s3_endpoint"])
+    s3.put_object(Bucket=system.stack["bucket"], Key=key, Body=json.dumps(manifest).encode())
+    notification = json.loads((Path(__file__).parents[1] / "events" / "minio_webhook.json").read_text())
+    record = notification["Records"][0]
+    record["s3"]["bucket"]["name"] = system.stack["bucket"]
+    record["s3"]["object"]["key"] = urllib.parse.quote_plus(key)
+    notification["Key"] = f"{system.stack['bucket']}/{key}"
+    request = urllib.request.Request(
+        system.stack["api_url"] + "/_local/minio/events",
+        method="POST",
+        data=json.dumps(notification).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200 and json.loads(response.read())["published"] == 1
+    stream = await _wait_for_stream(system.stack["ws_url"], "miniopb")
+    assert stream.get("streamId") == "miniopb", stream
+    bad = urllib.request.Request(
+        system.stack["api_url"] + "/_local/minio/events",
+        method="POST",
+        data=b'{"hello": 1}',
+        headers={"Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(bad, timeout=10)
+    assert info.value.code == 400
 
 
 def test_sigterm_stops_every_process(system: System) -> None:
