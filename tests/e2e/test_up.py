@@ -7,7 +7,6 @@ and stopped with SIGTERM at the end, checking that every process it started is g
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,79 +24,9 @@ import pytest
 
 from capturestream import keys
 from capturestream.models import STREAM_KEY_PATTERN
+from tests.support.system import System, alive, descendants
 
 pytestmark = pytest.mark.e2e
-
-CLI = [sys.executable, "-m", "devstack.cli"]
-READY_TIMEOUT = 30.0
-
-
-def _descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (from /proc; no psutil needed)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-class System:
-    """A running ``capturestream up`` subprocess and its endpoints."""
-
-    def __init__(self, state_dir: Path, *extra: str) -> None:
-        self.state_dir = state_dir
-        self.log = (state_dir.parent / "up.log").open("w")
-        started = time.monotonic()
-        self.process = subprocess.Popen(
-            [*CLI, "up", "--ports", "auto", "--state-dir", str(state_dir), *extra],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        stack_file = state_dir / "stack.json"
-        while not stack_file.exists():
-            if self.process.poll() is not None or time.monotonic() - started > READY_TIMEOUT:
-                raise RuntimeError(f"up did not become ready:\n{(state_dir.parent / 'up.log').read_text()}")
-            time.sleep(0.05)
-        self.ready_seconds = time.monotonic() - started
-        self.stack = json.loads(stack_file.read_text())
-        self.token = (state_dir / "dev-token").read_text().strip()
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*CLI, *args, "--state-dir", str(self.state_dir)], capture_output=True, text=True, timeout=30
-        )
-
-    def request(self, method: str, path: str, body: object = None, token: str | None = "dev") -> tuple[int, dict]:
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {self.token if token == 'dev' else token}"
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.stack["api_url"] + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
 
 
 @pytest.fixture(scope="module")
@@ -232,14 +161,14 @@ async def test_minio_webhook_events_reach_the_catalog(system: System) -> None:
 
 def test_sigterm_stops_every_process(system: System) -> None:
     """SIGTERM stops the stack cleanly: exit code 0, stack.json removed, no child left behind."""
-    children = _descendants(system.process.pid)
+    children = descendants(system.process.pid)
     assert children, "up should run at least the moto child"
     system.process.send_signal(signal.SIGTERM)
     assert system.process.wait(timeout=20) == 0
     deadline = time.monotonic() + 5
-    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [pid for pid in children if _alive(pid)]
+    assert not [pid for pid in children if alive(pid)]
     assert not (system.state_dir / "stack.json").exists()
     assert (system.state_dir / "table.json").exists()
 
@@ -254,7 +183,8 @@ def test_external_aws_endpoint_is_used_instead_of_moto(tmp_path: Path) -> None:
         first = System(tmp_path / "one", "--aws-endpoint", endpoint)
         try:
             assert first.stack["s3_endpoint"] == endpoint
-            assert not _descendants(first.process.pid), "no moto child with an external endpoint"
+            commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in descendants(first.process.pid)]
+            assert not [c for c in commands if b"moto_process" in c], "no moto child with an external endpoint"
             status, created = first.request("POST", "/api/channels", {"name": "Kept outside"})
             assert status == 201
         finally:
