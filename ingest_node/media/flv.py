@@ -1,0 +1,210 @@
+"""RTMP audio/video message bodies (= FLV tag bodies) → typed codec configs and coded frames.
+
+Spec: Adobe FLV 10.1 Annex E.4.2 (AUDIODATA) / E.4.3 (VIDEODATA), and Veovera Enhanced RTMP v1/v2
+("ExVideoTagHeader", "ExAudioTagHeader").
+
+Rules:
+- Legacy video: ``FrameType UB[4] | CodecID UB[4]``; only CodecID 7 (AVC) is muxed, plus the de-facto CodecID 12
+  (HEVC with the AVC packet layout, used by Chinese CDNs and SRS); other legacy codecs (H.263, VP6, screen video)
+  raise :class:`UnsupportedMedia`. ``AVCPacketType`` 0 = sequence header (AVCDecoderConfigurationRecord),
+  1 = NALUs preceded by ``CompositionTime SI24`` ("Composition time offset", milliseconds, signed), 2 = end of
+  sequence (ignored).
+- Enhanced video: "IF (UB[4] & 0b1000) != 0 { IsExHeader = true }"; then ``FrameType = UB[4] & 0b0111``,
+  ``PacketType UB[4]`` and a ``FourCC UI32``. PacketTypeSequenceStart (0) carries the codec's configuration record,
+  PacketTypeCodedFrames (1) carries ``SI24 CompositionTime`` for ``avc1``/``hvc1`` only (not ``av01``),
+  PacketTypeCodedFramesX (3) means "CompositionTime Offset is implied to equal zero". PacketTypeMetadata (4) and
+  SequenceEnd (2) are ignored. Multitrack (6), ModEx (7), MPEG2TSSequenceStart (5), unknown packet types and FourCCs
+  other than ``avc1``/``hvc1``/``av01`` raise :class:`UnsupportedMedia` ("logic must gracefully fail if at any
+  point important signaling/flags are not understood").
+- FrameType 5 ("video info/command frame") carries no video and is ignored; 1 and 4 are keyframes.
+- Audio: ``SoundFormat`` 10 (AAC, ``AACPacketType`` 0 = AudioSpecificConfig, 1 = raw frame) and the Enhanced RTMP
+  v2 ``SoundFormat`` 9 (ExHeader) with FourCC ``mp4a``. The FLV rate/size fields are ignored (they lie, see
+  :mod:`.aac`); the SoundType bit is kept only as a channel-count hint for ASCs that defer to a PCE.
+- Coded payloads are returned as zero-copy ``memoryview`` slices of the body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import MalformedMedia, UnsupportedMedia
+
+AVC, HEVC, AV1, AAC = "avc1", "hvc1", "av01", "mp4a"
+
+_LEGACY_VIDEO = {7: AVC, 12: HEVC}
+_LEGACY_VIDEO_NAMES = {2: "Sorenson H.263", 3: "Screen video", 4: "On2 VP6", 5: "On2 VP6 alpha", 6: "Screen video 2"}
+_EX_VIDEO = {b"avc1": AVC, b"hvc1": HEVC, b"av01": AV1}
+_SOUND_FORMATS = {
+    0: "linear PCM",
+    1: "ADPCM",
+    2: "MP3",
+    3: "linear PCM LE",
+    4: "Nellymoser 16 kHz",
+    5: "Nellymoser 8 kHz",
+    6: "Nellymoser",
+    7: "G.711 A-law",
+    8: "G.711 mu-law",
+    11: "Speex",
+    14: "MP3 8 kHz",
+    15: "device-specific sound",
+}
+_KEY_FRAME_TYPES = frozenset({1, 4})
+_COMMAND_FRAME = 5
+# Enhanced RTMP packet types.
+_SEQUENCE_START, _CODED_FRAMES, _SEQUENCE_END, _CODED_FRAMES_X, _METADATA = 0, 1, 2, 3, 4
+_EX_AUDIO_MULTICHANNEL_CONFIG = 4
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VideoConfig:
+    """A video sequence header: the codec's decoder configuration record (avcC / hvcC / av1C payload)."""
+
+    codec: str
+    record: bytes
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VideoFrame:
+    """One coded video frame (access unit / temporal unit)."""
+
+    codec: str
+    keyframe: bool
+    #: Composition time offset (PTS - DTS) in milliseconds, signed.
+    cts: int
+    data: memoryview
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AudioConfig:
+    """An audio sequence header: the AudioSpecificConfig."""
+
+    codec: str
+    config: bytes
+    #: Channel count from the FLV SoundType bit (1 or 2): a hint only.
+    flv_channels: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AudioFrame:
+    """One raw AAC frame."""
+
+    codec: str
+    data: memoryview
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Ignored:
+    """A tag that carries nothing to mux (end of sequence, command frame, HDR metadata)."""
+
+    reason: str
+
+
+VideoTag = VideoConfig | VideoFrame | Ignored
+AudioTag = AudioConfig | AudioFrame | Ignored
+
+_END_OF_SEQUENCE = Ignored(reason="end of sequence")
+_COMMAND = Ignored(reason="video info/command frame")
+_VIDEO_METADATA = Ignored(reason="video metadata")
+_MULTICHANNEL = Ignored(reason="audio multichannel config")
+
+
+def _si24(body: bytes, pos: int) -> int:
+    value = body[pos] << 16 | body[pos + 1] << 8 | body[pos + 2]
+    return value - 0x1000000 if value & 0x800000 else value
+
+
+def parse_video(body: bytes) -> VideoTag:
+    """Parse one video message body (FLV VIDEODATA, legacy or Enhanced RTMP).
+
+    Raises:
+        MalformedMedia: truncated body or reserved packet type.
+        UnsupportedMedia: a codec or Enhanced RTMP feature the muxer does not handle.
+    """
+    if not body:
+        raise MalformedMedia("video tag: empty body")
+    first = body[0]
+    if first & 0x80:
+        return _parse_ex_video(body, (first >> 4) & 0x07, first & 0x0F)
+    frame_type, codec_id = first >> 4, first & 0x0F
+    if frame_type == _COMMAND_FRAME:
+        return _COMMAND
+    codec = _LEGACY_VIDEO.get(codec_id)
+    if codec is None:
+        name = _LEGACY_VIDEO_NAMES.get(codec_id, "reserved")
+        raise UnsupportedMedia(f"FLV video codec id {codec_id} ({name}) is not muxed; only AVC")
+    if len(body) < 5:
+        raise MalformedMedia(f"video tag: {len(body)} bytes, an AVC packet header needs 5")
+    packet_type = body[1]
+    if packet_type == 1:
+        view = memoryview(body)[5:]
+        return VideoFrame(codec=codec, keyframe=frame_type in _KEY_FRAME_TYPES, cts=_si24(body, 2), data=view)
+    if packet_type == 0:
+        return VideoConfig(codec=codec, record=bytes(body[5:]))
+    if packet_type == 2:
+        return _END_OF_SEQUENCE
+    raise MalformedMedia(f"video tag: reserved AVCPacketType {packet_type}")
+
+
+def _parse_ex_video(body: bytes, frame_type: int, packet_type: int) -> VideoTag:
+    if packet_type == _METADATA:
+        return _VIDEO_METADATA
+    if frame_type == _COMMAND_FRAME:
+        return _COMMAND
+    if packet_type > _METADATA:
+        raise UnsupportedMedia(f"Enhanced RTMP video packet type {packet_type} is not muxed")
+    if len(body) < 5:
+        raise MalformedMedia("enhanced video tag: truncated FourCC")
+    fourcc = bytes(body[1:5])
+    codec = _EX_VIDEO.get(fourcc)
+    if codec is None:
+        raise UnsupportedMedia(f"Enhanced RTMP video FourCC {fourcc!r} is not muxed")
+    if packet_type == _SEQUENCE_START:
+        return VideoConfig(codec=codec, record=bytes(body[5:]))
+    if packet_type == _SEQUENCE_END:
+        return _END_OF_SEQUENCE
+    keyframe = frame_type in _KEY_FRAME_TYPES
+    if packet_type == _CODED_FRAMES and codec != AV1:
+        if len(body) < 8:
+            raise MalformedMedia("enhanced video tag: truncated CompositionTime")
+        return VideoFrame(codec=codec, keyframe=keyframe, cts=_si24(body, 5), data=memoryview(body)[8:])
+    return VideoFrame(codec=codec, keyframe=keyframe, cts=0, data=memoryview(body)[5:])
+
+
+def parse_audio(body: bytes) -> AudioTag:
+    """Parse one audio message body (FLV AUDIODATA, legacy AAC or Enhanced RTMP ``mp4a``).
+
+    Raises:
+        MalformedMedia: truncated body or reserved packet type.
+        UnsupportedMedia: any sound format other than AAC (MP3, Speex, Opus, ...).
+    """
+    if not body:
+        raise MalformedMedia("audio tag: empty body")
+    first = body[0]
+    sound_format = first >> 4
+    if sound_format == 10:
+        if len(body) < 2:
+            raise MalformedMedia("audio tag: truncated AACPacketType")
+        if body[1] == 1:
+            return AudioFrame(codec=AAC, data=memoryview(body)[2:])
+        if body[1] == 0:
+            return AudioConfig(codec=AAC, config=bytes(body[2:]), flv_channels=2 if first & 1 else 1)
+        raise MalformedMedia(f"audio tag: reserved AACPacketType {body[1]}")
+    if sound_format == 9:
+        return _parse_ex_audio(body, first & 0x0F)
+    name = _SOUND_FORMATS.get(sound_format, "reserved")
+    raise UnsupportedMedia(f"FLV sound format {sound_format} ({name}) is not muxed; only AAC")
+
+
+def _parse_ex_audio(body: bytes, packet_type: int) -> AudioTag:
+    if packet_type not in (_SEQUENCE_START, _CODED_FRAMES, _SEQUENCE_END, _EX_AUDIO_MULTICHANNEL_CONFIG):
+        raise UnsupportedMedia(f"Enhanced RTMP audio packet type {packet_type} is not muxed")
+    if len(body) < 5:
+        raise MalformedMedia("enhanced audio tag: truncated FourCC")
+    fourcc = bytes(body[1:5])
+    if fourcc != b"mp4a":
+        raise UnsupportedMedia(f"Enhanced RTMP audio FourCC {fourcc!r} is not muxed; only mp4a")
+    if packet_type == _CODED_FRAMES:
+        return AudioFrame(codec=AAC, data=memoryview(body)[5:])
+    if packet_type == _SEQUENCE_START:
+        return AudioConfig(codec=AAC, config=bytes(body[5:]), flv_channels=2)
+    return _END_OF_SEQUENCE if packet_type == _SEQUENCE_END else _MULTICHANNEL
