@@ -9,7 +9,7 @@ Start order (stop is the reverse):
 5. one HTTP server (``http_port``): the HTTP API adapter for the REST function's routes, the MinIO webhook
    receiver (``POST /_local/minio/events``), and the CDN edge for everything else (media from the bucket, the
    web app from ``web/``);
-6. the ingest node, once it exists in this tree (``python -m ingest_node``);
+6. the RTMP ingest node (``python -m ingest_node``) as a child process, with the same endpoint and table;
 7. ``<state-dir>/stack.json`` with every endpoint, written atomically only when all of the above is ready.
 
 Rules:
@@ -28,7 +28,6 @@ import logging
 import os
 import secrets
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from aiobotocore.session import get_session
 from aiohttp import web
 
 from capturestream import tokens
+from capturestream.logs import configure_logging
 
 from .cdn_edge import CdnEdge
 from .cli import STACK_FILE, TOKEN_FILE
@@ -128,7 +128,8 @@ class LocalStack:
         http_port = await self._start_http(spec, provisioned, ports.http)
         ws_url = await self._start_gateway(spec, ports.ws)
         base = f"http://{self.config.host}:{http_port}"
-        rtmp_url = f"rtmp://{self.config.host}:{ports.rtmp or 1935}/live"
+        rtmp_port = await self._start_ingest(provisioned, ports.rtmp)
+        rtmp_url = f"rtmp://{self.config.host}:{rtmp_port}/live"
         secret = self._jwt_secret()
         _apply_environment(spec, provisioned, self._env_overrides(base, rtmp_url, secret))
         if not self.config.aws_endpoint:  # moto forgets everything on exit; an external endpoint keeps its data
@@ -185,6 +186,24 @@ class LocalStack:
         self.children.append(child)
         ready = await child.start()
         return f"http://{self.config.host}:{ready['port']}"
+
+    async def _start_ingest(self, provisioned: ProvisionedStack, port: int) -> int:
+        """The RTMP ingest node as a child process (its own GIL: media never waits for a Lambda handler)."""
+        env = {
+            **os.environ,
+            "TABLE_NAME": provisioned.table.name,
+            "MEDIA_BUCKET": provisioned.bucket,
+            "RTMP_HOST": self.config.host,
+            "RTMP_PORT": str(port),
+            "SEGMENT_SECONDS": str(self.config.segment_seconds),
+            "RECONNECT_WINDOW": str(self.config.reconnect_window),
+            "LOG_LEVEL": self.config.log_level,
+            "LOG_FORMAT": self.config.log_format,
+        }
+        child = ChildProcess.python_module("ingest", "ingest_node", env=env,
+                                           log_path=self.state_dir / "logs" / "ingest.log")
+        self.children.append(child)
+        return (await child.start())["port"]
 
     async def _start_http(self, spec: StackSpec, provisioned: ProvisionedStack, port: int) -> int:
         routes = [(r.method, r.path, self.functions[r.function].invoke) for r in spec.http_api.routes]
@@ -313,36 +332,6 @@ def _apply_environment(spec: StackSpec, provisioned: ProvisionedStack, overrides
     os.environ.update({name: value for name, (_, value) in merged.items()})
 
 
-def configure_logging(level: str, fmt: str) -> None:
-    """Logging for the ``up`` process (the application; libraries never configure logging)."""
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in ("botocore", "aiobotocore", "urllib3", "aiohttp.access", "werkzeug"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-
-
-class _JsonFormatter(logging.Formatter):
-    _STANDARD = set(vars(logging.makeLogRecord({})))
-
-    def format(self, record: logging.LogRecord) -> str:
-        data = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        data.update({k: v for k, v in vars(record).items() if k not in self._STANDARD and k != "message"})
-        if record.exc_info:
-            data["error"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
-
-
 def banner(endpoints: Endpoints, ready_seconds: float, state_dir: Path, token: str) -> str:
     """What ``up`` prints once ready."""
     lines = [
@@ -352,7 +341,7 @@ def banner(endpoints: Endpoints, ready_seconds: float, state_dir: Path, token: s
         f"  WebSocket      {endpoints.ws_url}",
         f"  OBS server     {endpoints.rtmp_url}",
         f"  AWS endpoint   {endpoints.s3_endpoint}   (bucket {endpoints.bucket})",
-        f"  State          {state_dir}/stack.json",
+        f"  State          {state_dir}/stack.json   (logs of the moto and ingest children in {state_dir}/logs/)",
         '  Next: capturestream channel create "My channel"   (prints your stream key)',
         f"  Dev token      {token}",
         "                 (bearer token of the local owner, valid 30 days; `capturestream token` prints it again)",

@@ -57,7 +57,8 @@ def new_session_id(now: datetime | None = None) -> str:
 
 def hash_stream_key(stream_key: str) -> str:
     """SHA-256 hex digest of a stream key (keys are random, so no slow KDF is needed; GitHub tokens do the same)."""
-    return hashlib.sha256(stream_key.encode("utf-8")).hexdigest()
+    # surrogateescape: keys arrive from the wire and may hold undecodable bytes; they must hash, not crash.
+    return hashlib.sha256(stream_key.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def stream_key_channel_id(stream_key: str) -> str:

@@ -82,6 +82,11 @@ class IngestSettings(_Base):
     rtmp_port: int = Field(default=1935, ge=0, le=65535, alias="RTMP_PORT")
     segment_seconds: float = Field(default=1.0, gt=0, le=10, alias="SEGMENT_SECONDS")
     reconnect_window: float = Field(default=60.0, ge=0, le=1800, alias="RECONNECT_WINDOW")
+    #: ``text`` or ``json`` (one object per line, with stream ids as fields). Lambda functions use the
+    #: runtime's JSON log format instead (``LoggingConfig`` in template.yaml).
+    log_format: str = Field(default="text", pattern="^(text|json)$", alias="LOG_FORMAT")
+    #: A publisher that sends no media for this long is dropped.
+    idle_timeout: float = Field(default=30.0, gt=0, le=600, alias="IDLE_TIMEOUT")
 
 
 _S = TypeVar("_S", bound=BaseSettings)

@@ -303,6 +303,7 @@ class Segmenter:
             data = av1.strip_temporal_delimiter(data)
         dts, out_ms = self.timeline.video(ts)
         cto = max(0, (out_ms + frame.cts) * 90 - dts)
+        self.timeline.note_video_presentation(dts, cto)
         if self._assembler.part is not None:
             self._assembler.part.close_video_duration(dts)
         t, pts = dts / VIDEO_TIMESCALE, (dts + cto) / VIDEO_TIMESCALE

@@ -33,6 +33,7 @@ class Timeline:
         self._video_last: int | None = None  # 90 kHz
         self.video_step: int | None = None  # last DTS difference, the estimate for a last sample's duration
         self._video_last_ms: int | None = None
+        self._video_pts_end = 0  # 90 kHz: latest presentation end so far (B-frames present after later DTSs)
         self._audio_next: int | None = None  # samples
         self._audio_last: int | None = None
         self._audio_last_ms: int | None = None
@@ -56,11 +57,20 @@ class Timeline:
             self._audio_last = None
         self._audio_rate, self._audio_frame, self._audio_next = rate, frame_samples, None
 
+    def note_video_presentation(self, dts: int, cto: int) -> None:
+        """Record a video sample's presentation time, so a new session starts after everything shown so far.
+
+        A publisher cut mid-GOP leaves frames whose PTS lies beyond the last DTS (B-frames); starting the next
+        session at the last DTS alone would present two frames at the same time (ffmpeg: "non monotonically
+        increasing dts").
+        """
+        self._video_pts_end = max(self._video_pts_end, dts + cto + (self.video_step or 0))
+
     def end_ms(self) -> int:
         """Where the output ends so far, in whole milliseconds (rounded up)."""
-        end = 0.0
+        end = self._video_pts_end / VIDEO_TIMESCALE * 1000
         if self._video_last is not None:
-            end = (self._video_last + (self.video_step or 0)) / VIDEO_TIMESCALE * 1000
+            end = max(end, (self._video_last + (self.video_step or 0)) / VIDEO_TIMESCALE * 1000)
         if self._audio_last is not None and self._audio_rate:
             end = max(end, (self._audio_last + self._audio_frame) * 1000 / self._audio_rate)
         return math.ceil(end)

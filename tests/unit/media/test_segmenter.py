@@ -238,8 +238,13 @@ class TestSessions:
         assert [s.discontinuity for s in segments] == [False, False, True, False]
         assert [s.epoch for s in segments] == [0, 0, 0, 0]
         video = [runs(s, 1)[0].base_time for s in segments]
-        end_first = video[1] + sum(runs(segments[1], 1)[0].durations)
-        assert 0 <= video[2] - end_first <= 3000  # continues within one frame
+        last = runs(segments[1], 1)[0]
+        end_first = video[1] + sum(last.durations)
+        # presentation end of the first session: B-frames are shown after later DTSs (composition offsets)
+        starts = [video[1] + sum(last.durations[:i]) for i in range(len(last.durations))]
+        shown_until = max(t + cto + 3000 for t, cto in zip(starts, last.offsets, strict=True))
+        assert video[2] >= shown_until  # no frame of the new session is presented before the old one ended
+        assert 0 <= video[2] - end_first <= 3000 + max(last.offsets)  # otherwise continuous
         audio_end = runs(segments[1], 2)[-1]
         assert runs(segments[2], 2)[0].base_time >= audio_end.base_time + sum(audio_end.durations)
         assert segments[2].program_date_time == ANCHOR + timedelta(seconds=video[2] / 90000)

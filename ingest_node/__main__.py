@@ -1,0 +1,71 @@
+"""``python -m ingest_node``: run the RTMP ingest node alone, configured from the environment.
+
+Settings are :class:`capturestream.settings.IngestSettings` (``TABLE_NAME``, ``MEDIA_BUCKET``, ``RTMP_HOST``,
+``RTMP_PORT``, ``SEGMENT_SECONDS``, ``RECONNECT_WINDOW``, ...); AWS endpoints come from the standard SDK
+environment (``AWS_ENDPOINT_URL``). When listening, it prints one JSON line ``{"port": N}`` on stdout (how
+``capturestream up`` learns the port); logs go to stderr. SIGTERM/SIGINT end every broadcast cleanly (final
+playlists and ``ended.json`` stored) before exiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import socket
+import sys
+
+import uvloop
+from aiobotocore.session import get_session
+
+from capturestream.settings import IngestSettings, get_settings
+
+from .server import RtmpServer
+from .sessions import SessionRegistry
+from .stream_keys import StreamKeyChecker
+from .uploader import Uploader
+
+log = logging.getLogger("ingest_node")
+
+
+async def serve(settings: IngestSettings) -> None:
+    """Run until SIGTERM/SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    node_id = socket.gethostname()
+    async with Uploader(settings.media_bucket) as uploader, get_session().create_client("dynamodb") as dynamodb:
+        registry = SessionRegistry(
+            uploader,
+            reconnect_window=settings.reconnect_window,
+            segment_seconds=settings.segment_seconds,
+            node_id=node_id,
+        )
+        server = RtmpServer(
+            registry, StreamKeyChecker(dynamodb, settings.table_name), idle_timeout=settings.idle_timeout
+        )
+        port = await server.start(settings.rtmp_host, settings.rtmp_port)
+        log.info("RTMP ingest listening on %s:%d", settings.rtmp_host, port)
+        print(json.dumps({"port": port}), flush=True)
+        await stop.wait()
+        log.info("shutting down")
+        await server.close()
+        await registry.close()
+
+
+def main() -> int:
+    """Entry point."""
+    settings = get_settings(IngestSettings)
+    logging.basicConfig(
+        level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""One broadcast (a session): media from whichever publisher is attached → CMAF HLS objects in S3.
+
+A broadcast outlives its publisher's connection: when OBS drops and reconnects inside the reconnect window, the
+new publisher attaches to the same broadcast and the output continues with a discontinuity (same session id,
+one timeline, one recording). The registry in :mod:`ingest_node.sessions` decides which broadcast a publisher
+joins.
+
+Rules:
+- Object keys come only from :mod:`capturestream.keys`.
+- Per broadcast, objects are queued in dependency order on one :class:`~ingest_node.uploader.StreamUploadQueue`:
+  init before the segments that use it, each segment before the playlist that names it, ``started.json`` after
+  the first init (so its codecs are known), ``ended.json`` after the final playlist with ENDLIST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from capturestream import keys
+from capturestream.models import Channel, MediaInfo, SessionManifestBody, new_session_id
+
+from .media import InitSegment, MediaPlaylist, Segment, Segmenter
+from .uploader import MANIFEST, MEDIA, PLAYLIST, StreamUploadQueue, Uploader
+
+log = logging.getLogger(__name__)
+
+
+class BroadcastState(enum.StrEnum):
+    """Where a broadcast is; mirrors ``capturestream.models.StreamStatus``."""
+
+    #: A publisher is attached and media flows.
+    LIVE = "live"
+    #: The publisher dropped; waiting for it to come back within the window.
+    RECONNECTING = "reconnecting"
+    #: Finished: final playlist and ended.json queued.
+    ENDED = "ended"
+
+
+class Broadcast:
+    """The output side of one session."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        uploader: Uploader,
+        *,
+        segment_seconds: float,
+        node_id: str,
+        part_seconds: float | None = 0.333,
+    ) -> None:
+        self.channel = channel
+        self.started_at = datetime.now(UTC)
+        self.session_id = new_session_id(self.started_at)
+        self.node_id = node_id
+        self.state = BroadcastState.LIVE
+        self.metadata: dict[str, Any] = {}
+        self.media = MediaInfo()
+        self.ended_reason: str | None = None
+        self._segment_seconds = segment_seconds
+        self._part_seconds = part_seconds
+        self._segmenter: Segmenter | None = None  # created at the first media message: its wall clock anchors PDT
+        self._playlist = MediaPlaylist(target_duration=segment_seconds)
+        self._queue = StreamUploadQueue(uploader, self.session_id)
+        self._announced = False
+        self._media_seconds = 0.0
+        self.log_extra = {"playback_id": channel.playback_id, "session_id": self.session_id}
+
+    @property
+    def playback_id(self) -> str:
+        """The channel's public playback id."""
+        return self.channel.playback_id
+
+    @property
+    def pending_uploads(self) -> int:
+        """Objects queued for S3 and not yet stored (backpressure signal)."""
+        return self._queue.pending
+
+    async def on_metadata(self, metadata: dict[str, Any]) -> None:
+        """``onMetaData`` from the publisher (fallback resolution/frame rate, bitrates)."""
+        self.metadata = dict(metadata)
+        if self._segmenter is not None:
+            await self._handle(self._segmenter.feed_metadata(metadata))
+
+    async def on_audio(self, timestamp: int, payload: bytes) -> None:
+        """One RTMP audio message body."""
+        await self._handle(self._media_segmenter().feed_audio(timestamp, payload))
+
+    async def on_video(self, timestamp: int, payload: bytes) -> None:
+        """One RTMP video message body."""
+        await self._handle(self._media_segmenter().feed_video(timestamp, payload))
+
+    async def resume(self) -> None:
+        """A publisher (re)attached after a drop: continue the same timeline with a discontinuity."""
+        self.state = BroadcastState.LIVE
+        if self._segmenter is not None:
+            await self._handle(self._segmenter.discontinuity(anchor=datetime.now(UTC)))
+
+    def _media_segmenter(self) -> Segmenter:
+        if self._segmenter is None:
+            self._segmenter = Segmenter(
+                target_duration=self._segment_seconds, part_target=self._part_seconds, anchor=datetime.now(UTC)
+            )
+            if self.metadata:
+                self._segmenter.feed_metadata(self.metadata)
+        return self._segmenter
+
+    def suspend(self) -> None:
+        """The publisher dropped; the registry decides when the window is over."""
+        if self.state is BroadcastState.LIVE:
+            self.state = BroadcastState.RECONNECTING
+
+    async def end(self, reason: str) -> None:
+        """Flush the last segment, write the final playlist (ENDLIST) and ``ended.json``; wait for the uploads."""
+        if self.state is BroadcastState.ENDED:
+            return
+        self.state = BroadcastState.ENDED
+        self.ended_reason = reason
+        if self._segmenter is not None:
+            await self._handle(self._segmenter.finish(), ended=True)
+        if self._announced:
+            await self._put_manifest(keys.ManifestKind.ENDED)
+        await self._queue.close()
+        log.info("broadcast ended", extra={**self.log_extra, "reason": reason, "seconds": self._media_seconds})
+
+    async def _handle(self, outputs: list[Any], *, ended: bool = False) -> None:
+        playlist_changed = False
+        for output in outputs:
+            if isinstance(output, InitSegment):
+                await self._put_init(output)
+            elif isinstance(output, Segment):
+                key = keys.LiveSegment(
+                    playback_id=self.playback_id, session_id=self.session_id, sequence=output.sequence
+                )
+                await self._queue.put(key.key, output.data, MEDIA)
+                self._playlist.add_segment(output, uri=_relative(key), init_uri=self._init_uri(output.epoch))
+                self._media_seconds += output.duration
+                playlist_changed = True
+        if playlist_changed or (ended and self._announced):
+            playlist = keys.LivePlaylist(playback_id=self.playback_id, session_id=self.session_id)
+            await self._queue.put(playlist.key, self._playlist.render(ended=ended).encode(), PLAYLIST)
+
+    async def _put_init(self, init: InitSegment) -> None:
+        key = keys.LiveInit(playback_id=self.playback_id, session_id=self.session_id, epoch=init.epoch)
+        await self._queue.put(key.key, init.data, MEDIA)
+        self._playlist.add_init(init)
+        video, _, audio = init.codecs.partition(",")
+        self.media = self.media.model_copy(
+            update={
+                "video_codec": video or None,
+                "audio_codec": audio or None,
+                "width": init.width,
+                "height": init.height,
+                "frame_rate": _number(self.metadata.get("framerate")),
+                "bitrate_kbps": _number(self.metadata.get("videodatarate")),
+            }
+        )
+        if not self._announced:
+            self._announced = True
+            await self._put_manifest(keys.ManifestKind.STARTED)
+
+    def _init_uri(self, epoch: int) -> str:
+        return _relative(keys.LiveInit(playback_id=self.playback_id, session_id=self.session_id, epoch=epoch))
+
+    async def _put_manifest(self, kind: keys.ManifestKind) -> None:
+        ended = kind is keys.ManifestKind.ENDED
+        body = SessionManifestBody(
+            channel_id=self.channel.channel_id,
+            playback_id=self.playback_id,
+            session_id=self.session_id,
+            started_at=self.started_at,
+            ended_at=datetime.now(UTC) if ended else None,
+            duration=round(self._media_seconds, 3) if ended else None,
+            media=self.media,
+            ingest_node=self.node_id,
+            reason=self.ended_reason if ended else None,
+        )
+        key = keys.SessionManifest(playback_id=self.playback_id, session_id=self.session_id, kind=kind)
+        await self._queue.put(key.key, body.model_dump_json(exclude_none=True).encode(), MANIFEST)
+
+
+def _relative(key: keys.MediaKey) -> str:
+    """A playlist URI relative to the playlist (same folder): the key's last path segment."""
+    return key.key.rsplit("/", 1)[1]
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+async def cancel_quietly(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` and wait for it, swallowing its cancellation."""
+    if task is None:
+        return
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
