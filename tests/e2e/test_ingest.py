@@ -100,7 +100,10 @@ def _video_seconds(segment: bytes, video: mp4.Track) -> float:
     return sum(sum(r.durations) for r in mp4.runs(segment) if r.track_id == video.track_id) / video.timescale
 
 
-def _check_stream(system: System, playback_id: str, *, expect_seconds: float, exact_gop: bool) -> str:
+def _check_stream(
+    system: System, playback_id: str, *, expect_seconds: float, exact_gop: float | None, fps: int = FPS
+) -> str:
+    """Everything a viewer relies on; ``exact_gop``: the publisher's exact GOP in seconds (None: not exact)."""
     session_id, objects = _session_objects(system, playback_id)
     playlist_key = keys.LivePlaylist(playback_id=playback_id, session_id=session_id).key
     playlist_url = f"{system.stack['cdn_url']}/{playlist_key}"
@@ -124,7 +127,7 @@ def _check_stream(system: System, playback_id: str, *, expect_seconds: float, ex
     for uri, duration in zip(segment_uris, extinf, strict=True):
         segment_key = playlist_key.rsplit("/", 1)[0] + "/" + uri
         actual = _video_seconds(objects[segment_key], video)
-        assert abs(actual - duration) <= 1.0 / FPS + 1e-3, (uri, actual, duration)
+        assert abs(actual - duration) <= 1.0 / fps + 1e-3, (uri, actual, duration)
     total = 0.0
     segments = sorted(k for k in objects if isinstance(keys.decode(k), keys.LiveSegment))
     for segment_key in segments:  # every segment of the broadcast, in order
@@ -134,13 +137,13 @@ def _check_stream(system: System, playback_id: str, *, expect_seconds: float, ex
         # cut at the first keyframe once the 1 s target is reached: no later keyframe past the target inside
         starts = list(itertools.accumulate([d for r in video_runs for d in r.durations], initial=0))
         late = [starts[i] / video.timescale for i, f in enumerate(flags) if i and mp4.is_sync(f)]
-        assert all(t < 1.0 + 1.0 / FPS for t in late), (segment_key, late)
+        assert all(t < 1.0 + 1.0 / fps for t in late), (segment_key, late)
         total += _video_seconds(objects[segment_key], video)
     assert abs(total - expect_seconds) < 1.5, total
     durations = [round(_video_seconds(objects[k], video), 3) for k in segments]
-    assert all(d >= 1.0 - 1.0 / FPS for d in durations[:-1]), durations
-    if exact_gop:  # ffmpeg's timestamps are exact: 1 s GOP → 1.000 s segments
-        assert all(abs(d - 1.0) < 0.01 for d in durations[:-1]), durations
+    assert all(d >= 1.0 - 1.0 / fps for d in durations[:-1]), durations
+    if exact_gop:  # exact timestamps: 1 s GOP → 1.000 s segments; a longer GOP forces longer ones
+        assert all(abs(d - max(exact_gop, 1.0)) < 0.01 for d in durations[:-1]), durations
     with urllib.request.urlopen(f"{system.stack['cdn_url']}/{segment_key}", timeout=10) as response:
         assert response.headers["Content-Type"] == "video/mp4" and "immutable" in response.headers["Cache-Control"]
     return session_id
@@ -154,12 +157,37 @@ def test_publisher_to_hls(system: System, publisher: str) -> None:
     result = ffmpeg_publish(url) if publisher == "ffmpeg" else gst_publish(publisher, url)
     assert result.returncode == 0, result.stderr[-2000:]
     playback_id = created["channel"]["playbackId"]
-    session_id = _check_stream(system, playback_id, expect_seconds=SECONDS, exact_gop=publisher == "ffmpeg")
+    session_id = _check_stream(
+        system, playback_id, expect_seconds=SECONDS, exact_gop=1.0 if publisher == "ffmpeg" else None
+    )
     s3 = boto3.client("s3", endpoint_url=system.stack["s3_endpoint"])
     for kind in ("started", "ended"):
         key = keys.SessionManifest(playback_id=playback_id, session_id=session_id, kind=kind).key
         body = json.loads(s3.get_object(Bucket=system.stack["bucket"], Key=key)["Body"].read())
         assert body["session_id"] == session_id and body["media"]["width"] == 640
+
+
+def test_1080p60_6mbps_bframes_2s_gop(system: System, tmp_path) -> None:
+    """A heavy OBS-like stream: 1080p60, 6 Mbps CBR, B-frames, 2 s GOP → 2 s segments, all decodable."""
+    fixture = tmp_path / "1080p60.flv"
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=60",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "8", "-c:v", "libx264",
+         "-preset", "superfast", "-profile:v", "high", "-bf", "3", "-g", "120", "-keyint_min", "120",
+         "-sc_threshold", "0", "-b:v", "6M", "-maxrate", "6M", "-bufsize", "6M", "-x264-params", "nal-hrd=cbr",
+         "-c:a", "aac", "-b:a", "160k", "-f", "flv", str(fixture)],
+        check=True, timeout=180,
+    )  # fmt: skip
+    created = _channel(system, "1080p60")
+    url = f"{created['ingest']['server']}/{created['streamKey']}"
+    result = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i", str(fixture), "-c", "copy", "-f", "flv", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    _check_stream(system, created["channel"]["playbackId"], expect_seconds=8, exact_gop=2.0, fps=60)
 
 
 def test_wrong_key_is_rejected_and_never_logged(system: System) -> None:
