@@ -355,3 +355,28 @@ def test_second_publisher_takes_over_the_same_broadcast(system: System) -> None:
         timeout=60,
     )
     assert decoded.returncode == 0 and not decoded.stderr.strip(), decoded.stderr[-2000:]
+
+
+def test_reconnect_inside_the_window_continues_the_broadcast(system: System) -> None:
+    """A publisher that comes back within the reconnect window (2 s here) continues the same broadcast; one
+    that comes back later starts a new one."""
+    created = _channel(system, "reconnects")
+    url = f"{created['ingest']['server']}/{created['streamKey']}"
+    playback_id = created["channel"]["playbackId"]
+    assert ffmpeg_publish(url, seconds=3).returncode == 0
+    assert ffmpeg_publish(url, seconds=3).returncode == 0  # back at once: same broadcast
+    first_session, objects = _session_objects(system, playback_id)
+    assert {keys.decode(k).session_id for k in objects} == {first_session}
+    playlist = objects[keys.LivePlaylist(playback_id=playback_id, session_id=first_session).key].decode()
+    assert playlist.count("#EXT-X-DISCONTINUITY\n") == 1
+    assert ffmpeg_publish(url, seconds=2).returncode == 0  # the window ran out meanwhile: a new broadcast
+    deadline = time.monotonic() + 15
+    s3 = boto3.client("s3", endpoint_url=system.stack["s3_endpoint"])
+    prefix = keys.playback_prefix(keys.SESSIONS_PREFIX, playback_id)
+    while time.monotonic() < deadline:
+        listed = [o["Key"] for o in s3.list_objects_v2(Bucket=system.stack["bucket"], Prefix=prefix)["Contents"]]
+        ended = {keys.decode(k).session_id for k in listed if k.endswith("ended.json")}
+        if len(ended) == 2:
+            break
+        time.sleep(0.2)
+    assert len(ended) == 2 and first_session in ended
