@@ -39,6 +39,11 @@ class StackConfig(BaseSettings):
     stage: str = Field(default="dev", pattern="^[A-Za-z0-9_-]{1,64}$", description="WebSocket API stage name")
     reconnect_window: float = Field(default=60.0, ge=0, le=1800, description="seconds a dropped stream may resume")
     segment_seconds: float = Field(default=1.0, gt=0, le=10, description="target HLS segment duration")
+    remuxer: str = Field(
+        default="inprocess",
+        pattern="^(inprocess|ffmpeg)$",
+        description="'ffmpeg': cut HLS with ffmpeg instead of the in-process segmenter (which falls back by itself)",
+    )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     log_format: str = Field(default="text", pattern="^(text|json)$")
 

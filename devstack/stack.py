@@ -197,11 +197,13 @@ class LocalStack:
             "RTMP_PORT": str(port),
             "SEGMENT_SECONDS": str(self.config.segment_seconds),
             "RECONNECT_WINDOW": str(self.config.reconnect_window),
+            "REMUXER": self.config.remuxer,
             "LOG_LEVEL": self.config.log_level,
             "LOG_FORMAT": self.config.log_format,
         }
-        child = ChildProcess.python_module("ingest", "ingest_node", env=env,
-                                           log_path=self.state_dir / "logs" / "ingest.log")
+        child = ChildProcess.python_module(
+            "ingest", "ingest_node", env=env, log_path=self.state_dir / "logs" / "ingest.log"
+        )
         self.children.append(child)
         return (await child.start())["port"]
 

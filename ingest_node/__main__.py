@@ -42,6 +42,7 @@ async def serve(settings: IngestSettings) -> None:
             reconnect_window=settings.reconnect_window,
             segment_seconds=settings.segment_seconds,
             node_id=node_id,
+            remuxer=settings.remuxer,
         )
         server = RtmpServer(
             registry, StreamKeyChecker(dynamodb, settings.table_name), idle_timeout=settings.idle_timeout

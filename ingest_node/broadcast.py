@@ -10,6 +10,10 @@ Rules:
 - Per broadcast, objects are queued in dependency order on one :class:`~ingest_node.uploader.StreamUploadQueue`:
   init before the segments that use it, each segment before the playlist that names it, ``started.json`` after
   the first init (so its codecs are known), ``ended.json`` after the final playlist with ENDLIST.
+- Media goes through the in-process :class:`~ingest_node.media.Segmenter`, unless it raises ``UnsupportedMedia``
+  before producing its first init (MP3/Speex audio, ...): then the broadcast switches, once, to the ffmpeg
+  fallback (:class:`~ingest_node.ffmpeg_remuxer.FfmpegRemuxer`) and replays the media fed so far into it.
+  ``remuxer="ffmpeg"`` uses the fallback from the start.
 """
 
 from __future__ import annotations
@@ -23,10 +27,16 @@ from typing import Any
 from capturestream import keys
 from capturestream.models import Channel, MediaInfo, SessionManifestBody, new_session_id
 
-from .media import InitSegment, MediaPlaylist, Segment, Segmenter
+from .ffmpeg_remuxer import FfmpegRemuxer, RemuxerError
+from .media import InitSegment, MediaPlaylist, Segment, Segmenter, UnsupportedMedia
+from .stream_stats import StreamStats
 from .uploader import MANIFEST, MEDIA, PLAYLIST, StreamUploadQueue, Uploader
 
 log = logging.getLogger(__name__)
+
+REMUXERS = ("inprocess", "ffmpeg")
+_AUDIO, _VIDEO = "audio", "video"
+_MAX_REPLAY = 1024  # messages kept for a fallback; past that without an init, no fallback (bounded memory)
 
 
 class BroadcastState(enum.StrEnum):
@@ -51,7 +61,10 @@ class Broadcast:
         segment_seconds: float,
         node_id: str,
         part_seconds: float | None = 0.333,
+        remuxer: str = "inprocess",
     ) -> None:
+        if remuxer not in REMUXERS:
+            raise ValueError(f"remuxer must be one of {REMUXERS}, got {remuxer!r}")
         self.channel = channel
         self.started_at = datetime.now(UTC)
         self.session_id = new_session_id(self.started_at)
@@ -63,6 +76,10 @@ class Broadcast:
         self._segment_seconds = segment_seconds
         self._part_seconds = part_seconds
         self._segmenter: Segmenter | None = None  # created at the first media message: its wall clock anchors PDT
+        self._remuxer = remuxer
+        self.stats = StreamStats()
+        self._ffmpeg: FfmpegRemuxer | None = None  # the fallback, once chosen
+        self._replay: list[tuple[str, int, bytes]] | None = []  # media fed before the first init (None after it)
         self._playlist = MediaPlaylist(target_duration=segment_seconds)
         self._queue = StreamUploadQueue(uploader, self.session_id)
         self._announced = False
@@ -82,22 +99,64 @@ class Broadcast:
     async def on_metadata(self, metadata: dict[str, Any]) -> None:
         """``onMetaData`` from the publisher (fallback resolution/frame rate, bitrates)."""
         self.metadata = dict(metadata)
-        if self._segmenter is not None:
+        if self._ffmpeg is not None:
+            await self._handle(await self._ffmpeg.feed_metadata(metadata))
+        elif self._segmenter is not None:
             await self._handle(self._segmenter.feed_metadata(metadata))
 
     async def on_audio(self, timestamp: int, payload: bytes) -> None:
         """One RTMP audio message body."""
-        await self._handle(self._media_segmenter().feed_audio(timestamp, payload))
+        await self._feed(_AUDIO, timestamp, payload)
 
     async def on_video(self, timestamp: int, payload: bytes) -> None:
         """One RTMP video message body."""
-        await self._handle(self._media_segmenter().feed_video(timestamp, payload))
+        await self._feed(_VIDEO, timestamp, payload)
 
     async def resume(self) -> None:
         """A publisher (re)attached after a drop: continue the same timeline with a discontinuity."""
         self.state = BroadcastState.LIVE
-        if self._segmenter is not None:
+        if self._ffmpeg is not None:
+            await self._handle(await self._ffmpeg.discontinuity(anchor=datetime.now(UTC)))
+        elif self._segmenter is not None:
             await self._handle(self._segmenter.discontinuity(anchor=datetime.now(UTC)))
+
+    async def _feed(self, kind: str, timestamp: int, payload: bytes) -> None:
+        (self.stats.on_audio if kind == _AUDIO else self.stats.on_video)(timestamp, payload)
+        if self._ffmpeg is None and self._remuxer == "ffmpeg":
+            self._ffmpeg = await self._start_ffmpeg()
+        if self._ffmpeg is not None:
+            feed = self._ffmpeg.feed_audio if kind == _AUDIO else self._ffmpeg.feed_video
+            await self._handle(await feed(timestamp, payload))
+            return
+        segmenter = self._media_segmenter()
+        try:
+            outputs = (segmenter.feed_audio if kind == _AUDIO else segmenter.feed_video)(timestamp, payload)
+        except UnsupportedMedia as error:
+            if self._replay is None:
+                raise  # an init is out: the broadcast's format is set, it cannot switch muxers mid-stream
+            await self._fall_back(error, (kind, timestamp, payload))
+            return
+        if self._replay is not None:
+            if len(self._replay) >= _MAX_REPLAY or any(isinstance(output, InitSegment) for output in outputs):
+                self._replay = None
+            else:
+                self._replay.append((kind, timestamp, payload))
+        await self._handle(outputs)
+
+    async def _fall_back(self, error: UnsupportedMedia, current: tuple[str, int, bytes]) -> None:
+        """Switch to ffmpeg for good and replay into it what the segmenter was fed (it produced nothing yet)."""
+        log.warning("switching to the ffmpeg remuxer", extra={**self.log_extra, "reason": error.message})
+        replay, self._replay, self._segmenter = self._replay or [], None, None
+        self._ffmpeg = await self._start_ffmpeg()
+        for kind, timestamp, payload in [*replay, current]:
+            feed = self._ffmpeg.feed_audio if kind == _AUDIO else self._ffmpeg.feed_video
+            await self._handle(await feed(timestamp, payload))
+
+    async def _start_ffmpeg(self) -> FfmpegRemuxer:
+        remuxer = FfmpegRemuxer(segment_seconds=self._segment_seconds, anchor=datetime.now(UTC))
+        if self.metadata:
+            await remuxer.feed_metadata(self.metadata)
+        return remuxer
 
     def _media_segmenter(self) -> Segmenter:
         if self._segmenter is None:
@@ -119,7 +178,14 @@ class Broadcast:
             return
         self.state = BroadcastState.ENDED
         self.ended_reason = reason
-        if self._segmenter is not None:
+        if self._ffmpeg is not None:
+            try:
+                outputs = await self._ffmpeg.finish()
+            except RemuxerError as error:  # publish what ffmpeg finished; the broadcast still ends cleanly
+                log.error("ffmpeg remuxer failed: %s", error, extra=self.log_extra)
+                outputs = error.outputs
+            await self._handle(outputs, ended=True)
+        elif self._segmenter is not None:
             await self._handle(self._segmenter.finish(), ended=True)
         if self._announced:
             await self._put_manifest(keys.ManifestKind.ENDED)
@@ -147,17 +213,15 @@ class Broadcast:
         key = keys.LiveInit(playback_id=self.playback_id, session_id=self.session_id, epoch=init.epoch)
         await self._queue.put(key.key, init.data, MEDIA)
         self._playlist.add_init(init)
-        video, _, audio = init.codecs.partition(",")
         self.media = self.media.model_copy(
             update={
-                "video_codec": video or None,
-                "audio_codec": audio or None,
+                "video_codec": init.video_codec,
+                "audio_codec": init.audio_codec,
                 "width": init.width,
                 "height": init.height,
-                "frame_rate": _number(self.metadata.get("framerate")),
-                "bitrate_kbps": _number(self.metadata.get("videodatarate")),
             }
         )
+        self._refresh_measurements()
         if not self._announced:
             self._announced = True
             await self._put_manifest(keys.ManifestKind.STARTED)
@@ -165,8 +229,20 @@ class Broadcast:
     def _init_uri(self, epoch: int) -> str:
         return _relative(keys.LiveInit(playback_id=self.playback_id, session_id=self.session_id, epoch=epoch))
 
+    def _refresh_measurements(self) -> None:
+        """Measured frame rate, bitrate and keyframe interval; the encoder's onMetaData claims as a fallback."""
+        self.media = self.media.model_copy(
+            update={
+                "frame_rate": self.stats.frame_rate or _number(self.metadata.get("framerate")),
+                "bitrate_kbps": self.stats.bitrate_kbps
+                or _number(sum(_number(self.metadata.get(k)) or 0 for k in ("videodatarate", "audiodatarate"))),
+                "keyframe_interval": self.stats.keyframe_interval,
+            }
+        )
+
     async def _put_manifest(self, kind: keys.ManifestKind) -> None:
         ended = kind is keys.ManifestKind.ENDED
+        self._refresh_measurements()
         body = SessionManifestBody(
             channel_id=self.channel.channel_id,
             playback_id=self.playback_id,

@@ -49,8 +49,17 @@ class _Slot:
 class SessionRegistry:
     """All broadcasts of this node, keyed by channel id."""
 
-    def __init__(self, uploader: Uploader, *, reconnect_window: float, segment_seconds: float, node_id: str) -> None:
+    def __init__(
+        self,
+        uploader: Uploader,
+        *,
+        reconnect_window: float,
+        segment_seconds: float,
+        node_id: str,
+        remuxer: str = "inprocess",
+    ) -> None:
         self._uploader = uploader
+        self.remuxer = remuxer
         self.reconnect_window = reconnect_window
         self.segment_seconds = segment_seconds
         self.node_id = node_id
@@ -65,7 +74,13 @@ class SessionRegistry:
         """Give ``publisher`` the channel's broadcast: a new one, the one waiting for it, or by takeover."""
         slot = self._slots.get(channel.channel_id)
         if slot is None or slot.broadcast.state is BroadcastState.ENDED:
-            broadcast = Broadcast(channel, self._uploader, segment_seconds=self.segment_seconds, node_id=self.node_id)
+            broadcast = Broadcast(
+                channel,
+                self._uploader,
+                segment_seconds=self.segment_seconds,
+                node_id=self.node_id,
+                remuxer=self.remuxer,
+            )
             self._slots[channel.channel_id] = _Slot(broadcast, publisher)
             log.info("broadcast started", extra=broadcast.log_extra)
             return broadcast

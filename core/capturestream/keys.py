@@ -227,8 +227,7 @@ class SessionImage(_SessionKey):
 
 
 MediaKey = (
-    LiveInit | LiveSegment | LivePlaylist | SessionManifest | VodRecording | VodPlaylist | LiveThumbnail
-    | SessionImage
+    LiveInit | LiveSegment | LivePlaylist | SessionManifest | VodRecording | VodPlaylist | LiveThumbnail | SessionImage
 )
 
 _NAME = NAME_PATTERN.pattern

@@ -85,6 +85,8 @@ class IngestSettings(_Base):
     #: ``text`` or ``json`` (one object per line, with stream ids as fields). Lambda functions use the
     #: runtime's JSON log format instead (``LoggingConfig`` in template.yaml).
     log_format: str = Field(default="text", pattern="^(text|json)$", alias="LOG_FORMAT")
+    #: ``inprocess`` (the CMAF segmenter; falls back to ffmpeg for codecs it rejects) or ``ffmpeg`` (always).
+    remuxer: str = Field(default="inprocess", pattern="^(inprocess|ffmpeg)$", alias="REMUXER")
     #: A publisher that sends no media for this long is dropped.
     idle_timeout: float = Field(default=30.0, gt=0, le=600, alias="IDLE_TIMEOUT")
 

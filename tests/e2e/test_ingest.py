@@ -165,6 +165,13 @@ def test_publisher_to_hls(system: System, publisher: str) -> None:
         key = keys.SessionManifest(playback_id=playback_id, session_id=session_id, kind=kind).key
         body = json.loads(s3.get_object(Bucket=system.stack["bucket"], Key=key)["Body"].read())
         assert body["session_id"] == session_id and body["media"]["width"] == 640
+        assert body["media"]["video_codec"].startswith("avc1.") and body["media"]["audio_codec"] == "mp4a.40.2"
+    media = body["media"]  # ended.json: what was measured over the broadcast
+    assert abs(media["frame_rate"] - FPS) < 2 and media["bitrate_kbps"] > 100
+    if publisher == "ffmpeg":  # GStreamer's x264enc also inserts keyframes on scene cuts: no exact GOP there
+        assert media["keyframe_interval"] == pytest.approx(1.0, abs=0.05)
+    else:
+        assert 0 < media["keyframe_interval"] <= 1.0
 
 
 def test_1080p60_6mbps_bframes_2s_gop(system: System, tmp_path) -> None:

@@ -1,0 +1,219 @@
+"""ffmpeg command lines as data: pure argv builders on ffmpeg-python's ``.compile()`` (STYLE §3 owncast, rule 12).
+
+Every builder returns ``list[str]`` (argv[0] is the ffmpeg binary) for ``asyncio.create_subprocess_exec``; nothing
+here runs a process, touches the disk or builds a shell string. The tests pin each argv exactly (golden lists, the
+way owncast pins ``transcoder_x264_test.go``), so a change to a command shows up as a diff in review.
+
+Rules:
+- Inputs are validated before anything is built (:class:`ArgsError`, a ``ValueError``): paths must be absolute
+  (an absolute path can be neither an option nor a protocol URL such as ``http:``) and free of NUL/CR/LF;
+  numbers must be finite, of the right type (``bool`` is not a number here) and inside a documented range.
+- Every command runs with ``-hide_banner -nostats -nostdin -loglevel warning -y``: the caller keeps the stderr
+  tail for its error messages, so stderr must stay short (and be drained); ``-nostdin`` keeps ffmpeg from reading
+  keystrokes (``pipe:0`` input is still read); ``-y`` because the caller owns the output paths. ffmpeg-python puts
+  global options after the output, where ffmpeg accepts them.
+- The HLS layout is the in-process segmenter's (``ingest_node.media``): CMAF fMP4, ``init_<epoch>.mp4``,
+  ``seg_%08d.m4s`` numbered from the media sequence, ``index.m3u8`` listing every segment (``-hls_list_size 0``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import ffmpeg
+
+#: File names inside the remux working directory; :mod:`ingest_node.ffmpeg_remuxer` reads them back.
+PLAYLIST_NAME = "index.m3u8"
+SEGMENT_PATTERN = "seg_%08d.m4s"
+GLOBAL_ARGS = ("-hide_banner", "-nostats", "-nostdin", "-loglevel", "warning")
+#: Linux MAX_ARG_STRLEN: one argv string (the ``concat:`` URL) may not be longer.
+MAX_ARG_LENGTH = 128 * 1024
+
+
+class ArgsError(ValueError):
+    """A builder was given an input it refuses (relative path, out-of-range number, ...)."""
+
+
+def init_name(epoch: int) -> str:
+    """The init segment file name of ``epoch`` (relative to the playlist, as ffmpeg writes it)."""
+    return f"init_{_integer(epoch, 'epoch', 0, 1 << 31)}.mp4"
+
+
+def remux_args(
+    *,
+    workdir: Path,
+    segment_seconds: float,
+    epoch: int = 0,
+    start_number: int = 0,
+    transcode_audio: bool = False,
+    hevc: bool = False,
+    audio_bitrate_kbps: int = 128,
+    ffmpeg_bin: str = "ffmpeg",
+) -> list[str]:
+    """FLV on stdin → CMAF HLS in ``workdir``: video copied, audio copied or encoded to AAC.
+
+    Args:
+        workdir: absolute folder for ``index.m3u8``, ``init_<epoch>.mp4`` and ``seg_%08d.m4s``.
+        segment_seconds: ``-hls_time`` target (0 < s ≤ 60); ffmpeg cuts at the first keyframe past it.
+        epoch: numbers the init segment (``init_<epoch>.mp4``), one per ffmpeg run.
+        start_number: media sequence of the first segment (continues across runs).
+        transcode_audio: ``-c:a aac`` for MP3/Opus/PCM/Speex input; otherwise every stream is copied.
+        hevc: tag the copied video ``hvc1`` (parameter sets in the sample entry, what Apple players need).
+        audio_bitrate_kbps: AAC bitrate when transcoding (16-512).
+        ffmpeg_bin: the ffmpeg executable.
+
+    Returns:
+        The argv, ``ffmpeg_bin`` first.
+
+    Raises:
+        ArgsError: an input out of range.
+    """
+    folder = _path(workdir, "workdir")
+    _seconds(segment_seconds, "segment_seconds", 60.0)
+    _integer(start_number, "start_number", 0, 1 << 31)
+    _integer(audio_bitrate_kbps, "audio_bitrate_kbps", 16, 512)
+    _flag(transcode_audio, "transcode_audio")
+    _flag(hevc, "hevc")
+    options: dict[str, object] = {
+        "format": "hls",
+        "hls_segment_type": "fmp4",
+        "hls_time": _format(segment_seconds),
+        "hls_flags": "independent_segments+program_date_time",
+        "hls_fmp4_init_filename": init_name(epoch),
+        "hls_segment_filename": f"{folder}/{SEGMENT_PATTERN}",
+        "hls_list_size": 0,
+        "start_number": start_number,
+    }
+    if transcode_audio:
+        options |= {"c:v": "copy", "c:a": "aac", "b:a": f"{audio_bitrate_kbps}k"}
+    else:
+        options["c"] = "copy"
+    if hevc:
+        options["tag:v"] = "hvc1"
+    source = ffmpeg.input("pipe:0", format="flv")
+    # The "?" makes each map optional: audio-only and video-only publishers get one track, never an error.
+    stream = ffmpeg.output(source["v:0?"], source["a:0?"], f"{folder}/{PLAYLIST_NAME}", **options)
+    return _compile(stream, ffmpeg_bin)
+
+
+def thumbnail_args(
+    *,
+    width: int,
+    source: Path | None = None,
+    output: Path | None = None,
+    quality: int = 4,
+    ffmpeg_bin: str = "ffmpeg",
+) -> list[str]:
+    """One JPEG of the first frame of an fMP4 init + segment, scaled to ``width`` (height keeps the aspect, even).
+
+    ffmpeg 5.1's swscaler warns "deprecated pixel format used" for the JPEG range (yuvj420p) the encoder needs; it
+    is harmless, and the only line such a run prints.
+
+    Args:
+        width: output width in pixels (16-3840).
+        source: an absolute file holding init + segment bytes; ``None`` reads them from stdin (``pipe:0``).
+        output: an absolute ``.jpg`` path; ``None`` writes the JPEG to stdout (``pipe:1``).
+        quality: ``-q:v`` (2 best - 31 worst).
+        ffmpeg_bin: the ffmpeg executable.
+
+    Raises:
+        ArgsError: an input out of range.
+    """
+    _integer(width, "width", 16, 3840)
+    _integer(quality, "quality", 2, 31)
+    source_url = "pipe:0" if source is None else _path(source, "source")
+    output_url = "pipe:1" if output is None else _path(output, "output", suffixes=(".jpg", ".jpeg"))
+    stream = (
+        ffmpeg.input(source_url, **({"format": "mp4"} if source is None else {}))
+        .filter("scale", width, -2)
+        .output(
+            output_url,
+            # image2 wants -update 1 to write one picture to a plain file name (not a %03d pattern)
+            **({"format": "image2pipe"} if output is None else {"format": "image2", "update": 1}),
+            **{"frames:v": 1, "c:v": "mjpeg", "q:v": quality},
+        )
+    )
+    return _compile(stream, ffmpeg_bin)
+
+
+def recording_args(
+    *,
+    output: Path,
+    inputs: Sequence[Path] | None = None,
+    ffmpeg_bin: str = "ffmpeg",
+) -> list[str]:
+    """An init segment followed by its media segments → one faststart MP4, streams copied.
+
+    Args:
+        output: absolute ``.mp4`` path (faststart rewrites the file, so it must be a seekable file).
+        inputs: absolute paths, init first, joined with ffmpeg's ``concat:`` protocol (bounded by
+            :data:`MAX_ARG_LENGTH`); ``None`` reads the concatenated bytes from stdin (``pipe:0``), which is the
+            way for long broadcasts.
+        ffmpeg_bin: the ffmpeg executable.
+
+    Raises:
+        ArgsError: a relative path, a path with ``|`` (the concat separator), an empty list, or too long a list.
+    """
+    target = _path(output, "output", suffixes=(".mp4",))
+    if inputs is None:
+        source = ffmpeg.input("pipe:0", format="mp4")
+    else:
+        if isinstance(inputs, str | Path) or not inputs:
+            raise ArgsError("inputs must be a non-empty sequence of paths (init first)")
+        parts = [_path(part, "inputs[]") for part in inputs]
+        if any("|" in part for part in parts):
+            raise ArgsError("input paths must not contain '|' (the concat: separator)")
+        url = "concat:" + "|".join(parts)
+        if len(url.encode()) >= MAX_ARG_LENGTH:
+            raise ArgsError(f"{len(parts)} inputs make a concat: URL over {MAX_ARG_LENGTH} bytes; use stdin")
+        source = ffmpeg.input(url)
+    stream = source.output(target, format="mp4", c="copy", movflags="+faststart")
+    return _compile(stream, ffmpeg_bin)
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+def _compile(stream: ffmpeg.nodes.OutputStream, ffmpeg_bin: str) -> list[str]:
+    if not isinstance(ffmpeg_bin, str) or not ffmpeg_bin or ffmpeg_bin.startswith("-") or _bad_chars(ffmpeg_bin):
+        raise ArgsError(f"ffmpeg_bin must be an executable name or path, got {ffmpeg_bin!r}")
+    return stream.global_args(*GLOBAL_ARGS).compile(cmd=ffmpeg_bin, overwrite_output=True)
+
+
+def _bad_chars(text: str) -> bool:
+    return any(char in text for char in "\0\r\n")
+
+
+def _path(value: object, name: str, *, suffixes: tuple[str, ...] = ()) -> str:
+    if not isinstance(value, str | Path):
+        raise ArgsError(f"{name} must be a path, got {type(value).__name__}")
+    text = str(value)
+    if not Path(text).is_absolute() or _bad_chars(text):
+        raise ArgsError(f"{name} must be an absolute path without control characters, got {text!r}")
+    if suffixes and Path(text).suffix.lower() not in suffixes:
+        raise ArgsError(f"{name} must end in {' or '.join(suffixes)}, got {text!r}")
+    return text
+
+
+def _flag(value: object, name: str) -> None:
+    if not isinstance(value, bool):
+        raise ArgsError(f"{name} must be a bool, got {value!r}")
+
+
+def _integer(value: object, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ArgsError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+    return value
+
+
+def _seconds(value: object, name: str, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= high or math.isinf(value):
+        raise ArgsError(f"{name} must be a number of seconds in (0, {high:g}], got {value!r}")
+    return float(value)
+
+
+def _format(value: float) -> str:
+    """A number as ffmpeg reads it back: ``1`` not ``1.0``, ``0.5``, ``2.002``."""
+    return format(value, "g")
