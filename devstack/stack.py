@@ -202,7 +202,7 @@ class LocalStack:
             "LOG_FORMAT": self.config.log_format,
         }
         child = ChildProcess.python_module(
-            "ingest", "ingest_node", env=env, log_path=self.state_dir / "logs" / "ingest.log"
+            "ingest", "ingest_node", env=env, log_path=self.state_dir / "logs" / "ingest.log", echo=True
         )
         self.children.append(child)
         return (await child.start())["port"]

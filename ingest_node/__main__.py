@@ -19,6 +19,7 @@ import sys
 import uvloop
 from aiobotocore.session import get_session
 
+from capturestream.logs import configure_logging
 from capturestream.settings import IngestSettings, get_settings
 
 from .server import RtmpServer
@@ -59,10 +60,7 @@ async def serve(settings: IngestSettings) -> None:
 def main() -> int:
     """Entry point."""
     settings = get_settings(IngestSettings)
-    logging.basicConfig(
-        level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(settings))
     return 0
