@@ -1,9 +1,8 @@
 """S3 uploads of the ingest node: one aiobotocore client, ordered per stream, headed, bounded retries.
 
 Rules (STYLE rule 11; owncast ``s3Storage.go``):
-- One client for the whole process, held in an ``AsyncExitStack`` (aiobotocore #806), with request checksums
-  off where the endpoint allows (``when_required``): aiobotocore costs 1.4–2 ms of CPU per PUT here, and the
-  CRC adds to it for nothing on a loopback or TLS link.
+- One keep-alive HTTP client for the whole process (:class:`~ingest_node.s3_put.S3Putter`, SigV4 signed in
+  process): aiobotocore costs 1.4–2 ms of CPU per PUT here, the largest item of the per-stream budget.
 - Objects of one stream are uploaded **in the order they were queued** by one worker per stream, so a segment is
   always stored before the playlist that names it, and a playlist never goes backwards.
 - Playlists: ``Cache-Control: no-cache`` and ``application/vnd.apple.mpegurl``; init segments and media segments:
@@ -21,11 +20,8 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
+from .s3_put import S3PutError, S3Putter
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +70,11 @@ class Uploader:
         self.max_delay = max_delay
         self.stats = UploadStats()
         self._region = region_name
-        self._client: Any = None
+        self._client: S3Putter | None = None
         self._exit = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> Uploader:
-        config = AioConfig(
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            retries={"max_attempts": 1, "mode": "standard"},  # retries are ours (bounded, logged, measured)
-            max_pool_connections=64,
-            connect_timeout=5,
-            read_timeout=15,
-        )
-        self._client = await self._exit.enter_async_context(
-            get_session().create_client("s3", region_name=self._region, config=config)
-        )
+        self._client = await self._exit.enter_async_context(S3Putter(self.bucket, region_name=self._region))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -99,16 +85,13 @@ class Uploader:
         """Store one object, retrying transient failures; True when stored."""
         delay = self.base_delay
         for attempt in range(1, self.max_attempts + 1):
+            assert self._client is not None, "use Uploader as an async context manager"
             try:
-                await self._client.put_object(
-                    Bucket=self.bucket,
-                    Key=upload.key,
-                    Body=upload.body,
-                    ContentType=upload.content_type,
-                    CacheControl=upload.cache_control,
+                await self._client.put(
+                    upload.key, upload.body, content_type=upload.content_type, cache_control=upload.cache_control
                 )
-            except (TimeoutError, ClientError, BotoCoreError, OSError) as error:
-                if attempt == self.max_attempts or not _retryable(error):
+            except S3PutError as error:
+                if attempt == self.max_attempts or not error.retryable:
                     self.stats.failed += 1
                     log.error("upload failed for good", extra={"key": upload.key, "error": str(error)})
                     return False
@@ -122,14 +105,6 @@ class Uploader:
             self.stats.latencies.append(time.monotonic() - upload.queued_at)
             return True
         return False
-
-
-def _retryable(error: Exception) -> bool:
-    if isinstance(error, ClientError):
-        code = error.response.get("Error", {}).get("Code", "")
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
-        return status >= 500 or status == 429 or code in ("SlowDown", "RequestTimeout", "InternalError")
-    return True
 
 
 class StreamUploadQueue:

@@ -1,0 +1,196 @@
+"""A lean S3 ``PutObject`` for the ingest node's hot path: aiohttp keep-alive + SigV4 signed here.
+
+Why not aiobotocore for this one call: measured on this machine, botocore spends ~1.4–2 ms of CPU per PUT in its
+generic per-call machinery (user-agent building, endpoint rulesets, hooks, validation — ``../shared/FANOUT.md``,
+``INGEST_COST.md``), which alone is ~0.4 % of a core per stream at one segment and one playlist a second — the
+biggest item of the ingest budget. Signing itself is cheap (one SHA-256 of the body, two HMACs with a signing key
+derived once a day). Everything else in the node (DynamoDB key checks) keeps using aiobotocore.
+
+Rules:
+- Credentials and region come from botocore's standard resolution (env, profile, container/instance role),
+  re-read per request from the (possibly refreshing) credential object; nothing is configured twice.
+- Endpoint: ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (moto, LocalStack, MinIO) with path-style URLs, else
+  AWS's virtual-hosted ``https://<bucket>.s3.<region>.amazonaws.com``.
+- Signature Version 4 exactly as botocore's ``S3SigV4Auth`` computes it (a unit test compares the two), with the
+  payload hash in ``x-amz-content-sha256``.
+- Errors keep S3's code and HTTP status so the uploader can tell retryable (5xx, 429, SlowDown) from final (4xx).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from botocore.session import get_session as botocore_session
+
+_ERROR_CODE = re.compile(rb"<Code>([^<]+)</Code>")
+_UNRESERVED = "-_.~"
+
+
+class S3PutError(Exception):
+    """A PutObject that failed; ``status`` 0 means no HTTP answer (connection error, timeout)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        """Worth trying again: no answer, a server error, or throttling."""
+        return (
+            self.status == 0 or self.status >= 500 or self.status == 429 or self.code in ("SlowDown", "RequestTimeout")
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to send PUTs for one bucket."""
+
+    base: str  # scheme://host[:port][/bucket] — the prefix every key is appended to
+    host: str
+    path_prefix: str  # "/bucket" for path-style, "" for virtual-hosted
+    region: str
+
+
+def resolve_target(bucket: str, region: str, endpoint_url: str | None = None) -> Target:
+    """The URL layout for ``bucket``: path-style on a custom endpoint, virtual-hosted on AWS."""
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        parts = urlsplit(endpoint.rstrip("/"))
+        return Target(f"{parts.scheme}://{parts.netloc}/{bucket}", parts.netloc, f"/{bucket}", region)
+    host = f"{bucket}.s3.{region}.amazonaws.com"
+    return Target(f"https://{host}", host, "", region)
+
+
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+class Signer:
+    """SigV4 for S3 with the signing key cached per (secret, day, region)."""
+
+    def __init__(self) -> None:
+        self._cached: tuple[tuple[str, str, str], bytes] | None = None
+
+    def _signing_key(self, secret: str, day: str, region: str) -> bytes:
+        if self._cached is None or self._cached[0] != (secret, day, region):
+            key = _hmac(_hmac(_hmac(_hmac(f"AWS4{secret}".encode(), day), region), "s3"), "aws4_request")
+            self._cached = ((secret, day, region), key)
+        return self._cached[1]
+
+    def headers(
+        self,
+        *,
+        method: str,
+        target: Target,
+        path: str,
+        body_sha256: str,
+        headers: dict[str, str],
+        credentials: Any,
+        now: dt.datetime,
+    ) -> dict[str, str]:
+        """``headers`` plus ``x-amz-date``, ``x-amz-content-sha256``, the session token and ``Authorization``."""
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        day = stamp[:8]
+        signed = {k.lower(): v.strip() for k, v in headers.items()}
+        signed.update({"host": target.host, "x-amz-date": stamp, "x-amz-content-sha256": body_sha256})
+        if credentials.token:
+            signed["x-amz-security-token"] = credentials.token
+        names = sorted(signed)
+        canonical = "\n".join(
+            [
+                method,
+                path,
+                "",
+                *(f"{name}:{signed[name]}" for name in names),
+                "",
+                ";".join(names),
+                body_sha256,
+            ]
+        )
+        scope = f"{day}/{target.region}/s3/aws4_request"
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+        signature = hmac.new(
+            self._signing_key(credentials.secret_key, day, target.region), to_sign.encode(), hashlib.sha256
+        ).hexdigest()
+        signed["authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
+            f"SignedHeaders={';'.join(names)}, Signature={signature}"
+        )
+        del signed["host"]  # aiohttp sends Host itself
+        return signed
+
+
+class S3Putter:
+    """``async with S3Putter(bucket) as s3: await s3.put(key, body, content_type, cache_control)``."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        timeout: float = 15.0,
+        connections: int = 64,
+    ) -> None:
+        session = botocore_session()
+        self._credentials = session.get_credentials()
+        if self._credentials is None:
+            raise S3PutError(0, "NoCredentials", "no AWS credentials found (env, profile or role)")
+        region = region_name or session.get_config_variable("region") or "us-east-1"
+        self.target = resolve_target(bucket, region, endpoint_url)
+        self._signer = Signer()
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._connections = connections
+        self._http: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> S3Putter:
+        connector = aiohttp.TCPConnector(limit=self._connections, keepalive_timeout=30)
+        self._http = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, skip_auto_headers=("User-Agent",)
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
+        """Store ``body`` at ``key``.
+
+        Raises:
+            S3PutError: with S3's status and error code (status 0 when no answer came back).
+        """
+        path = self.target.path_prefix + "/" + quote(key, safe="/" + _UNRESERVED)
+        headers = self._signer.headers(
+            method="PUT",
+            target=self.target,
+            path=path,
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            headers={"content-type": content_type, "cache-control": cache_control, "content-length": str(len(body))},
+            credentials=self._credentials.get_frozen_credentials(),
+            now=dt.datetime.now(dt.UTC),
+        )
+        assert self._http is not None, "use S3Putter as an async context manager"
+        url = self.target.base + path[len(self.target.path_prefix) :]
+        try:
+            async with self._http.put(url, data=body, headers=headers) as response:
+                if response.status == 200:
+                    await response.read()
+                    return
+                raw = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise S3PutError(0, type(error).__name__, str(error)) from None
+        match = _ERROR_CODE.search(raw)
+        raise S3PutError(
+            response.status, match.group(1).decode() if match else "HTTPError", raw[:300].decode("utf-8", "replace")
+        )
