@@ -84,18 +84,24 @@ def test_channel_create_via_rest_and_bad_input(system: System) -> None:
     assert status == 401
 
 
-async def test_manifest_in_s3_reaches_the_catalog_and_the_websocket(system: System) -> None:
-    """S3 put → EventBridge → SQS → catalog function → DynamoDB → visible to a WebSocket client's getStreams."""
-    session_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-e2e001"
-    key = keys.SessionManifest(playback_id="e2eplayback", session_id=session_id, kind="started").key
+def _put_started_manifest(system: System, playback_id: str, suffix: str) -> str:
+    """Store a ``started.json`` as the ingest node would; return its key."""
+    session_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + suffix
+    key = keys.SessionManifest(playback_id=playback_id, session_id=session_id, kind="started").key
     manifest = {
         "channel_id": "abcdefghijkl",
-        "playback_id": "e2eplayback",
+        "playback_id": playback_id,
         "session_id": session_id,
         "started_at": datetime.now(UTC).isoformat(),
     }
     s3 = boto3.client("s3", endpoint_url=system.stack["s3_endpoint"])
     s3.put_object(Bucket=system.stack["bucket"], Key=key, Body=json.dumps(manifest).encode())
+    return key
+
+
+async def test_manifest_in_s3_reaches_the_catalog_and_the_websocket(system: System) -> None:
+    """S3 put → EventBridge → SQS → catalog function → DynamoDB → visible to a WebSocket client's getStreams."""
+    _put_started_manifest(system, "e2eplayback", "e2e001")
     deadline = time.monotonic() + 10
     async with aiohttp.ClientSession() as http, http.ws_connect(system.stack["ws_url"]) as ws:
         while True:
@@ -123,16 +129,7 @@ async def _wait_for_stream(ws_url: str, stream_id: str, timeout: float = 10) -> 
 
 async def test_minio_webhook_events_reach_the_catalog(system: System) -> None:
     """MinIO mode: a MinIO bucket notification POSTed to the stack runs the same rules → queue → catalog path."""
-    session_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-minio1"
-    key = keys.SessionManifest(playback_id="miniopb", session_id=session_id, kind="started").key
-    manifest = {
-        "channel_id": "abcdefghijkl",
-        "playback_id": "miniopb",
-        "session_id": session_id,
-        "started_at": datetime.now(UTC).isoformat(),
-    }
-    s3 = boto3.client("s3", endpoint_url=system.stack["s3_endpoint"])
-    s3.put_object(Bucket=system.stack["bucket"], Key=key, Body=json.dumps(manifest).encode())
+    key = _put_started_manifest(system, "miniopb", "minio1")
     notification = json.loads((Path(__file__).parents[1] / "events" / "minio_webhook.json").read_text())
     record = notification["Records"][0]
     record["s3"]["bucket"]["name"] = system.stack["bucket"]
