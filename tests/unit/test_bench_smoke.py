@@ -1,22 +1,26 @@
-"""The benchmarks run: ``python -m bench.up --quick`` and ``python -m bench.events --quick`` exit 0, print their
-table and write their raw results.
+"""The benchmarks run: ``python -m bench.up --quick``, ``python -m bench.events --quick`` and ``python -m bench.ingest
+--quick`` exit 0, print their table and write their raw results.
 
 A behaviour check only: no timing is asserted here (house rule: speed targets live in ``bench/``). Each bench is
-a subprocess bounded by :data:`BOUND` seconds (a quick run takes about 5 s) and writes its results into a temp
-dir, not ``bench/results/``.
+a subprocess bounded by :data:`BOUND` seconds (a quick run takes about 5 s; bench.ingest: :data:`INGEST_BOUND`) and
+writes its results into a temp dir, not ``bench/results/``.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from bench import nginx_rtmp
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BOUND = 40
+INGEST_BOUND = 90  # bench.ingest --quick: 4 runs of 8 s (CaptureStream starts `up` for each), ~55 s
 
 
 def _run_bench(name: str, results: Path) -> subprocess.CompletedProcess[str]:
@@ -59,3 +63,30 @@ def test_bench_events_quick_prints_its_table(tmp_path: Path) -> None:
     assert not any(data["lost"].values())
     assert data["summaries"]["catalog_put_to_handler"]["n"] == 30
     assert data["summaries"]["visible_put_to_item_visible"]["n"] == 30
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(
+    shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None or nginx_rtmp.missing() is not None,
+    reason="needs ffmpeg and nginx with libnginx-mod-rtmp",
+)
+@pytest.mark.timeout(INGEST_BOUND + 30)
+def test_ingest_bench_quick(tmp_path: Path) -> None:
+    """bench.ingest publishes to CaptureStream and nginx-rtmp in turn, sees every segment, and reports both."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ingest", "--quick", "--results-dir", str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=INGEST_BOUND,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "| system " in done.stdout and "| lag p50 " in done.stdout and "| CPU %/stream: node " in done.stdout
+    assert "reference: nginx-rtmp" in done.stdout and "Targets (BRIEF §6)" in done.stdout
+    data = _only_results_file(tmp_path, "ingest")
+    assert {(run["system"], run["n"]) for run in data["runs"]} == {
+        (system, n) for system in ("CaptureStream", "nginx-rtmp") for n in (1, 2)
+    }
+    assert all(not run["failures"] for run in data["runs"])
+    assert all(row["seen"] == row["expected"] > 0 for row in data["rows"])
