@@ -34,8 +34,9 @@ from .stream_keys import StreamKeyChecker
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
-_MAX_QUEUED_EVENTS = 512
-_RESUME_BELOW = 64
+_MAX_QUEUED_EVENTS = 512  # unhandled events before reading pauses
+_MAX_PENDING_UPLOADS = 128  # objects of the broadcast waiting for S3 before reading pauses
+_RESUME_BELOW = 64  # both must fall below this to read again
 
 
 class RtmpConnection(asyncio.Protocol):
@@ -51,6 +52,7 @@ class RtmpConnection(asyncio.Protocol):
         self.broadcast: Broadcast | None = None
         self.publisher = Publisher(self.name, self.close)
         self.paused = False
+        self.resumer: asyncio.Task[None] | None = None
         self.released = False
         self.failed = False
         self.last_media = time.monotonic()
@@ -93,9 +95,9 @@ class RtmpConnection(asyncio.Protocol):
             self.close("protocol error")
             return
         self._flush()
-        if self.events.qsize() > _MAX_QUEUED_EVENTS and not self.paused and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
+        uploads = self.broadcast.pending_uploads if self.broadcast else 0
+        if self.events.qsize() > _MAX_QUEUED_EVENTS or uploads > _MAX_PENDING_UPLOADS:
+            self._pause()
 
     def _flush(self) -> None:
         out = self.core.data_to_send()
@@ -112,7 +114,7 @@ class RtmpConnection(asyncio.Protocol):
             watchdog = asyncio.create_task(self._idle_watchdog())
             try:
                 while await self._handle(await self.events.get()):
-                    self._maybe_resume()
+                    pass
             finally:
                 watchdog.cancel()
         except TimeoutError:
@@ -172,13 +174,22 @@ class RtmpConnection(asyncio.Protocol):
         log.info("publishing", extra={**self.broadcast.log_extra, "connection": self.name, "peer": self.peer})
         return True
 
-    def _maybe_resume(self) -> None:
-        if not self.paused or self.transport is None:
+    def _pause(self) -> None:
+        """Stop reading until the event queue and the broadcast's uploads have drained (TCP pushes back)."""
+        if self.paused or self.transport is None:
             return
-        uploads = self.broadcast.pending_uploads if self.broadcast else 0
-        if self.events.qsize() < _RESUME_BELOW and uploads < 64:
-            self.paused = False
-            self.transport.resume_reading()
+        self.paused = True
+        self.transport.pause_reading()
+        self.resumer = asyncio.get_running_loop().create_task(self._resume_when_drained())
+
+    async def _resume_when_drained(self) -> None:
+        while self.paused and self.transport is not None and not self.transport.is_closing():
+            uploads = self.broadcast.pending_uploads if self.broadcast else 0
+            if self.events.qsize() < _RESUME_BELOW and uploads < _RESUME_BELOW:
+                self.paused = False
+                self.transport.resume_reading()
+                return
+            await asyncio.sleep(0.05)
 
     async def _idle_watchdog(self) -> None:
         timeout = self.server.idle_timeout
