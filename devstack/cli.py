@@ -146,15 +146,37 @@ def _cmd_channel_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def live_streams(ws_url: str, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The live streams, asked the way the web app asks: ``getStreams`` over the WebSocket API."""
+    import asyncio
+
+    import aiohttp
+
+    async def ask() -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as http, http.ws_connect(ws_url, timeout=timeout) as ws:
+            await ws.send_str(json.dumps({"type": "getStreams"}))
+            reply = json.loads((await ws.receive(timeout=timeout)).data)
+            return reply.get("streams", [])
+
+    try:
+        return asyncio.run(ask())
+    except (OSError, TimeoutError, ValueError, aiohttp.ClientError) as error:
+        raise CliError(f"cannot ask {ws_url} for the live streams: {error}") from None
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     stack = load_stack(_state_dir(args))
     health = _api(args, "GET", "/api/status")
+    streams = live_streams(stack["ws_url"])
     if args.json:
-        print(json.dumps({"stack": stack, "status": health}))
+        print(json.dumps({"stack": stack, "status": health, "streams": streams}))
         return 0
     for name, value in stack.items():
         print(f"{name:<14} {value}")
     print(f"{'api status':<14} {health.get('status')}")
+    print(f"{'live streams':<14} {len(streams)}")
+    for stream in streams:
+        print(f"  {stream['streamId']}  since {stream.get('startedAt', '?')}  {stream.get('playbackUrl', '')}")
     return 0
 
 

@@ -112,8 +112,9 @@ async def test_manifest_in_s3_reaches_the_catalog_and_the_websocket(system: Syst
                 break
     assert reply["type"] == "streamList" and "e2eplayback" in ids
     (stream,) = [s for s in reply["streams"] if s["streamId"] == "e2eplayback"]
-    playlist_url = stream["playbackUrl"]
-    assert playlist_url.startswith(system.stack["cdn_url"] + "/")
+    assert stream["playbackUrl"].startswith(system.stack["cdn_url"] + "/")
+    status = json.loads(system.cli("status", "--json").stdout)  # `capturestream status` lists it too
+    assert "e2eplayback" in [s["streamId"] for s in status["streams"]] and status["status"]["status"] == "ok"
 
 
 async def _wait_for_stream(ws_url: str, stream_id: str, timeout: float = 10) -> dict:
