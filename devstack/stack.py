@@ -152,8 +152,16 @@ class LocalStack:
         return self.endpoints
 
     async def stop(self) -> None:
-        """Stop everything in reverse order; safe to call twice or after a failed start."""
+        """Stop everything in reverse order; safe to call twice or after a failed start.
+
+        The ingest node goes first, while the pipeline still runs: it ends its broadcasts by storing the final
+        playlists and ``ended.json``, and those events should reach the catalog before the pollers stop.
+        """
         (self.state_dir / STACK_FILE).unlink(missing_ok=True)
+        for child in [c for c in self.children if c.name == "ingest"]:
+            await child.stop()
+            self.children.remove(child)
+            await self._drain_queues()
         await asyncio.gather(*(source.stop() for source in self.sources), return_exceptions=True)
         self.sources.clear()
         if self.gateway is not None:
@@ -169,6 +177,27 @@ class LocalStack:
         for child in reversed(self.children):
             await child.stop()
         self.children.clear()
+
+    async def _drain_queues(self, timeout: float = 3.0) -> None:
+        """Wait (bounded) until the SQS sources have nothing visible or in flight."""
+        queues = [source.queue_url for source in self.sources if isinstance(source, SqsEventSource)]
+        if not queues:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with get_session().create_client("sqs") as sqs:
+            while loop.time() < deadline:
+                pending = 0
+                for url in queues:
+                    attributes = await sqs.get_queue_attributes(
+                        QueueUrl=url,
+                        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                    )
+                    pending += sum(int(value) for value in attributes["Attributes"].values())
+                if not pending:
+                    return
+                await asyncio.sleep(0.1)
+        log.warning("stopping with events still queued (they stay in the queue)")
 
     async def _start_moto(self, port: int) -> str:
         moto_tmp = self.state_dir / "moto-tmp"

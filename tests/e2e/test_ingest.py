@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from capturestream import keys
+from capturestream import keys, table
 from tests.support import mp4
 from tests.support.system import System
 
@@ -387,3 +387,26 @@ def test_reconnect_inside_the_window_continues_the_broadcast(system: System) -> 
             break
         time.sleep(0.2)
     assert len(ended) == 2 and first_session in ended
+
+
+def test_shutdown_ends_live_broadcasts_through_the_catalog(system: System) -> None:
+    """Stopping `up` mid-stream: the ingest node ends the broadcast first, and its ended.json still reaches the
+    catalog before the pipeline stops (the saved table shows the session ended). Runs last: it stops the system."""
+    created = _channel(system, "shutdown")
+    url = f"{created['ingest']['server']}/{created['streamKey']}"
+    publisher = subprocess.Popen(ffmpeg_args(url, 30), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        s3 = boto3.client("s3", endpoint_url=system.stack["s3_endpoint"])
+        prefix = keys.playback_prefix(keys.SESSIONS_PREFIX, created["channel"]["playbackId"])
+        deadline = time.monotonic() + 15
+        while not s3.list_objects_v2(Bucket=system.stack["bucket"], Prefix=prefix).get("Contents"):
+            assert time.monotonic() < deadline, "the broadcast never started"
+            time.sleep(0.2)
+        assert system.stop() == 0
+    finally:
+        publisher.kill()
+        publisher.wait()
+    items = json.loads((system.state_dir / "table.json").read_text())["items"]
+    sessions = [table.from_item(i) for i in items if i["pk"]["S"].startswith(table.SESSION_PREFIX)]
+    mine = [s for s in sessions if s["playback_id"] == created["channel"]["playbackId"]]
+    assert mine and mine[0]["status"] == "ended" and mine[0]["end_reason"] == "node_shutdown"
