@@ -60,7 +60,7 @@ class Broadcast:
         *,
         segment_seconds: float,
         node_id: str,
-        part_seconds: float | None = 0.333,
+        part_seconds: float | None = 0.25,
         remuxer: str = "inprocess",
     ) -> None:
         if remuxer not in REMUXERS:
