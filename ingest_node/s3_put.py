@@ -9,8 +9,8 @@ derived once a day). Everything else in the node (DynamoDB key checks) keeps usi
 Rules:
 - Credentials and region come from botocore's standard resolution (env, profile, container/instance role),
   re-read per request from the (possibly refreshing) credential object; nothing is configured twice.
-- Endpoint: ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (moto, LocalStack, MinIO) with path-style URLs, else
-  AWS's virtual-hosted ``https://<bucket>.s3.<region>.amazonaws.com``.
+- Endpoint: whatever botocore resolves (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` / profile: moto,
+  LocalStack, MinIO) with path-style URLs, else AWS's virtual-hosted ``https://<bucket>.s3.<region>.amazonaws.com``.
 - Signature Version 4 exactly as botocore's ``S3SigV4Auth`` computes it (a unit test compares the two), with the
   payload hash in ``x-amz-content-sha256``.
 - Errors keep S3's code and HTTP status so the uploader can tell retryable (5xx, 429, SlowDown) from final (4xx).
@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -60,9 +59,20 @@ class Target:
     region: str
 
 
+def configured_endpoint(region: str) -> str | None:
+    """The S3 endpoint botocore resolves from the standard configuration (``AWS_ENDPOINT_URL_S3``,
+    ``AWS_ENDPOINT_URL``, ``endpoint_url`` in the profile), or None when that is AWS itself.
+
+    Resolved once, at start-up, through a throwaway botocore client, so the rules are botocore's, not ours.
+    """
+    url = botocore_session().create_client("s3", region_name=region).meta.endpoint_url
+    host = urlsplit(url).hostname or ""
+    return None if host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn") else url
+
+
 def resolve_target(bucket: str, region: str, endpoint_url: str | None = None) -> Target:
     """The URL layout for ``bucket``: path-style on a custom endpoint, virtual-hosted on AWS."""
-    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = endpoint_url or configured_endpoint(region)
     if endpoint:
         parts = urlsplit(endpoint.rstrip("/"))
         return Target(f"{parts.scheme}://{parts.netloc}/{bucket}", parts.netloc, f"/{bucket}", region)
