@@ -221,7 +221,6 @@ class Broadcast:
                 "height": init.height,
             }
         )
-        self._refresh_measurements()
         if not self._announced:
             self._announced = True
             await self._put_manifest(keys.ManifestKind.STARTED)
