@@ -11,23 +11,22 @@ Rules:
   re-read per request from the (possibly refreshing) credential object; nothing is configured twice.
 - Endpoint: whatever botocore resolves (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` / profile: moto,
   LocalStack, MinIO) with path-style URLs, else AWS's virtual-hosted ``https://<bucket>.s3.<region>.amazonaws.com``.
-- Signature Version 4 exactly as botocore's ``S3SigV4Auth`` computes it (a unit test compares the two), with the
-  payload hash in ``x-amz-content-sha256``.
+- Signature Version 4 by :class:`capturestream.sigv4.Signer` for ``s3``, exactly as botocore's ``S3SigV4Auth``
+  computes it (unit tests compare the two), with the payload hash in ``x-amz-content-sha256``.
 - Errors keep S3's code and HTTP status so the uploader can tell retryable (5xx, 429, SlowDown) from final (4xx).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import hmac
 import re
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 from botocore.session import get_session as botocore_session
+
+from capturestream.sigv4 import Signer
 
 _ERROR_CODE = re.compile(rb"<Code>([^<]+)</Code>")
 _UNRESERVED = "-_.~"
@@ -80,65 +79,6 @@ def resolve_target(bucket: str, region: str, endpoint_url: str | None = None) ->
     return Target(f"https://{host}", host, "", region)
 
 
-def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
-
-
-class Signer:
-    """SigV4 for S3 with the signing key cached per (secret, day, region)."""
-
-    def __init__(self) -> None:
-        self._cached: tuple[tuple[str, str, str], bytes] | None = None
-
-    def _signing_key(self, secret: str, day: str, region: str) -> bytes:
-        if self._cached is None or self._cached[0] != (secret, day, region):
-            key = _hmac(_hmac(_hmac(_hmac(f"AWS4{secret}".encode(), day), region), "s3"), "aws4_request")
-            self._cached = ((secret, day, region), key)
-        return self._cached[1]
-
-    def headers(
-        self,
-        *,
-        method: str,
-        target: Target,
-        path: str,
-        body_sha256: str,
-        headers: dict[str, str],
-        credentials: Any,
-        now: dt.datetime,
-    ) -> dict[str, str]:
-        """``headers`` plus ``x-amz-date``, ``x-amz-content-sha256``, the session token and ``Authorization``."""
-        stamp = now.strftime("%Y%m%dT%H%M%SZ")
-        day = stamp[:8]
-        signed = {k.lower(): v.strip() for k, v in headers.items()}
-        signed.update({"host": target.host, "x-amz-date": stamp, "x-amz-content-sha256": body_sha256})
-        if credentials.token:
-            signed["x-amz-security-token"] = credentials.token
-        names = sorted(signed)
-        canonical = "\n".join(
-            [
-                method,
-                path,
-                "",
-                *(f"{name}:{signed[name]}" for name in names),
-                "",
-                ";".join(names),
-                body_sha256,
-            ]
-        )
-        scope = f"{day}/{target.region}/s3/aws4_request"
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-        signature = hmac.new(
-            self._signing_key(credentials.secret_key, day, target.region), to_sign.encode(), hashlib.sha256
-        ).hexdigest()
-        signed["authorization"] = (
-            f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
-            f"SignedHeaders={';'.join(names)}, Signature={signature}"
-        )
-        del signed["host"]  # aiohttp sends Host itself
-        return signed
-
-
 class S3Putter:
     """``async with S3Putter(bucket) as s3: await s3.put(key, body, content_type, cache_control)``."""
 
@@ -157,7 +97,7 @@ class S3Putter:
             raise S3PutError(0, "NoCredentials", "no AWS credentials found (env, profile or role)")
         region = region_name or session.get_config_variable("region") or "us-east-1"
         self.target = resolve_target(bucket, region, endpoint_url)
-        self._signer = Signer()
+        self._signer = Signer("s3", region)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._connections = connections
         self._http: aiohttp.ClientSession | None = None
@@ -181,14 +121,13 @@ class S3Putter:
             S3PutError: with S3's status and error code (status 0 when no answer came back).
         """
         path = self.target.path_prefix + "/" + quote(key, safe="/" + _UNRESERVED)
-        headers = self._signer.headers(
-            method="PUT",
-            target=self.target,
-            path=path,
-            body_sha256=hashlib.sha256(body).hexdigest(),
+        headers = self._signer.sign(
+            "PUT",
+            self.target.host,
+            path,
+            payload_sha256=hashlib.sha256(body).hexdigest(),
             headers={"content-type": content_type, "cache-control": cache_control, "content-length": str(len(body))},
             credentials=self._credentials.get_frozen_credentials(),
-            now=dt.datetime.now(dt.UTC),
         )
         assert self._http is not None, "use S3Putter as an async context manager"
         url = self.target.base + path[len(self.target.path_prefix) :]

@@ -12,7 +12,8 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from ingest_node.s3_put import S3PutError, S3Putter, Signer, resolve_target
+from capturestream.sigv4 import Signer
+from ingest_node.s3_put import S3PutError, S3Putter, resolve_target
 
 NOW = dt.datetime(2026, 11, 25, 15, 4, 5, tzinfo=dt.UTC)
 
@@ -27,11 +28,11 @@ def test_signature_matches_botocore(endpoint: str | None, key: str, token: str |
     body = b"segment bytes" * 100
     target = resolve_target("media-bucket", "eu-west-1", endpoint)
     path = target.path_prefix + "/" + key
-    ours = Signer().headers(
-        method="PUT",
-        target=target,
-        path=path,
-        body_sha256=hashlib.sha256(body).hexdigest(),
+    ours = Signer("s3", target.region).sign(
+        "PUT",
+        target.host,
+        path,
+        payload_sha256=hashlib.sha256(body).hexdigest(),
         headers={"content-type": "video/mp4", "cache-control": "max-age=1", "content-length": str(len(body))},
         credentials=credentials.get_frozen_credentials(),
         now=NOW,
