@@ -212,7 +212,9 @@ class ItemWatcher:
         self.partial_reads = 0
         #: Every attribute the catalog's started update sets: an item lacking one is not fully written yet.
         self.expected_attributes = frozenset(
-            catalog.started_update(_manifest_body("probe"))["ExpressionAttributeNames"].values()
+            catalog.session_update(_manifest_body("probe"), keys.ManifestKind.STARTED)[
+                "ExpressionAttributeNames"
+            ].values()
         )
 
     def expect(self, session_id: str, key: str) -> None:

@@ -303,6 +303,7 @@ class LocalStack:
                         bisect_on_function_error=stream.bisect_batch_on_error,
                         report_batch_item_failures=stream.report_batch_item_failures,
                         on_failure_queue_url=on_failure.url if on_failure else None,
+                        filter_patterns=stream.filter_patterns,
                     )
                 )
         for table in spec.tables.values():

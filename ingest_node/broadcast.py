@@ -83,6 +83,7 @@ class Broadcast:
         self._playlist = MediaPlaylist(target_duration=segment_seconds)
         self._queue = StreamUploadQueue(uploader, self.session_id)
         self._announced = False
+        self._revision = 0  # orders this session's manifests (SessionManifestBody.revision)
         self._media_seconds = 0.0
         self.log_extra = {"playback_id": channel.playback_id, "session_id": self.session_id}
 
@@ -113,8 +114,16 @@ class Broadcast:
         await self._feed(_VIDEO, timestamp, payload)
 
     async def resume(self) -> None:
-        """A publisher (re)attached after a drop: continue the same timeline with a discontinuity."""
+        """A publisher (re)attached after a drop: continue the same timeline with a discontinuity.
+
+        Coming back from ``reconnecting`` stores ``started.json`` again with a higher revision, so the catalog
+        shows the stream live again whatever order S3 delivers the two manifests in.
+        """
+        was_reconnecting = self.state is BroadcastState.RECONNECTING
         self.state = BroadcastState.LIVE
+        if was_reconnecting and self._announced:
+            self._revision += 1
+            await self._put_manifest(keys.ManifestKind.STARTED)
         if self._ffmpeg is not None:
             await self._handle(await self._ffmpeg.discontinuity(anchor=datetime.now(UTC)))
         elif self._segmenter is not None:
@@ -171,6 +180,12 @@ class Broadcast:
         """The publisher dropped; the registry decides when the window is over."""
         if self.state is BroadcastState.LIVE:
             self.state = BroadcastState.RECONNECTING
+            self._revision += 1
+
+    async def announce_reconnecting(self) -> None:
+        """Store ``reconnecting.json`` (viewers see "reconnecting" instead of a frozen live stream)."""
+        if self.state is BroadcastState.RECONNECTING and self._announced:
+            await self._put_manifest(keys.ManifestKind.RECONNECTING)
 
     async def end(self, reason: str) -> None:
         """Flush the last segment, write the final playlist (ENDLIST) and ``ended.json``; wait for the uploads."""
@@ -252,6 +267,8 @@ class Broadcast:
             media=self.media,
             ingest_node=self.node_id,
             reason=self.ended_reason if ended else None,
+            revision=self._revision,
+            title=self.channel.name,
         )
         key = keys.SessionManifest(playback_id=self.playback_id, session_id=self.session_id, kind=kind)
         await self._queue.put(key.key, body.model_dump_json(exclude_none=True).encode(), MANIFEST)

@@ -103,6 +103,8 @@ class SessionRegistry:
         slot.expiry = asyncio.create_task(self._expire(channel_id, slot, reason), name=f"window-{channel_id}")
 
     async def _expire(self, channel_id: str, slot: _Slot, reason: str) -> None:
+        if self.reconnect_window > 0:
+            await slot.broadcast.announce_reconnecting()
         await asyncio.sleep(self.reconnect_window)
         if self._slots.get(channel_id) is slot and slot.publisher is None:
             del self._slots[channel_id]

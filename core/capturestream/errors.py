@@ -97,3 +97,10 @@ class Conflict(CaptureStreamError):
 
     code = "conflict"
     status = 409
+
+
+class RateLimited(CaptureStreamError):
+    """Too many requests in too little time (e.g. a chat flood); try again later."""
+
+    code = "rate_limited"
+    status = 429

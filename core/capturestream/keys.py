@@ -9,7 +9,7 @@ Layout::
     live/<playback_id>/<session_id>/init_<epoch>.mp4        CMAF init segment (a new epoch after a codec change)
     live/<playback_id>/<session_id>/seg_<sequence>.m4s      CMAF media segment, sequence zero-padded to 8 digits
     live/<playback_id>/<session_id>/index.m3u8              live media playlist
-    sessions/<playback_id>/<session_id>/<kind>.json         session manifests (started, ended)
+    sessions/<playback_id>/<session_id>/<kind>.json         session manifests (started, reconnecting, ended)
     vod/<playback_id>/<session_id>/recording.mp4            the finished recording (faststart MP4)
     vod/<playback_id>/<session_id>/index.m3u8               VOD playlist stitched over the live segments
     thumbs/<playback_id>/<session_id>/live_<sequence>.jpg   live thumbnail cut from segment <sequence>
@@ -70,8 +70,11 @@ def _validate_sequence(value: int, what: str) -> int:
 class ManifestKind(enum.StrEnum):
     """Which moment of a session a manifest records."""
 
-    #: The publisher was accepted and media started flowing.
+    #: Media is flowing: written when the publisher is accepted, and again (with a higher ``revision`` in the
+    #: body) when it comes back inside the reconnect window.
     STARTED = "started"
+    #: The publisher dropped; the broadcast waits for it to come back within the reconnect window.
+    RECONNECTING = "reconnecting"
     #: The broadcast is over (publisher stopped, or its reconnect window ran out).
     ENDED = "ended"
 
@@ -236,7 +239,11 @@ _DECODERS: tuple[tuple[re.Pattern[str], type, str | None], ...] = (
     (re.compile(rf"live/(?P<p>{_NAME})/(?P<s>{_NAME})/init_(?P<n>\d{{1,{_SEQUENCE_DIGITS}}})\.mp4"), LiveInit, "epoch"),
     (re.compile(rf"live/(?P<p>{_NAME})/(?P<s>{_NAME})/seg_(?P<n>{_SEQ})\.m4s"), LiveSegment, "sequence"),
     (re.compile(rf"live/(?P<p>{_NAME})/(?P<s>{_NAME})/index\.m3u8"), LivePlaylist, None),
-    (re.compile(rf"sessions/(?P<p>{_NAME})/(?P<s>{_NAME})/(?P<k>started|ended)\.json"), SessionManifest, "kind"),
+    (
+        re.compile(rf"sessions/(?P<p>{_NAME})/(?P<s>{_NAME})/(?P<k>started|reconnecting|ended)\.json"),
+        SessionManifest,
+        "kind",
+    ),
     (re.compile(rf"vod/(?P<p>{_NAME})/(?P<s>{_NAME})/recording\.mp4"), VodRecording, None),
     (re.compile(rf"vod/(?P<p>{_NAME})/(?P<s>{_NAME})/index\.m3u8"), VodPlaylist, None),
     (re.compile(rf"thumbs/(?P<p>{_NAME})/(?P<s>{_NAME})/live_(?P<n>{_SEQ})\.jpg"), LiveThumbnail, "sequence"),

@@ -170,8 +170,10 @@ class MediaInfo(BaseModel):
 class SessionManifestBody(BaseModel):
     """The JSON the ingest node writes to ``sessions/<playback_id>/<session_id>/{started,ended}.json``.
 
-    ``ended_at``/``duration`` are set only in ``ended.json``. Unknown fields are ignored so that a newer node can
-    add fields without breaking older functions.
+    ``ended_at``/``duration`` are set only in ``ended.json``. ``revision`` orders the manifests of one session:
+    the node increments it for every state change (drop → ``reconnecting.json``, return → ``started.json``
+    again), so the catalog can drop a stale manifest that S3 delivered late. Unknown fields are ignored so that a
+    newer node can add fields without breaking older functions.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -183,6 +185,9 @@ class SessionManifestBody(BaseModel):
     ended_at: datetime | None = None
     duration: float | None = Field(default=None, ge=0)
     media: MediaInfo = Field(default_factory=MediaInfo)
+    revision: int = Field(default=0, ge=0)
+    #: The channel's name when the broadcast started (shown on stream cards).
+    title: str | None = Field(default=None, max_length=200)
     ingest_node: str | None = None
     reason: str | None = None
 

@@ -43,6 +43,21 @@ class WsSettings(FunctionSettings):
     jwt_secret: SecretStr | None = Field(default=None, alias="JWT_SECRET")
     #: Base URL of the CDN serving the media bucket; stream lists carry playlist URLs under it.
     cdn_base_url: str = Field(default="", alias="CDN_BASE_URL")
+    #: Chat messages one connection may send at once (token bucket size).
+    chat_burst: int = Field(default=5, ge=1, le=100, alias="CHAT_BURST")
+    #: Chat messages per second one connection may send after a burst (token refill rate).
+    chat_rate: float = Field(default=1.0, gt=0, le=100, alias="CHAT_RATE")
+
+
+class NotifierSettings(FunctionSettings):
+    """The notifier: DynamoDB Streams → ``@connections`` fan-out."""
+
+    #: API Gateway management endpoint ``https://{api}.execute-api.{region}.amazonaws.com/{stage}``.
+    ws_endpoint: str = Field(alias="WS_ENDPOINT")
+    #: Base URL of the CDN serving the media bucket (thumbnail and playlist URLs in messages).
+    cdn_base_url: str = Field(default="", alias="CDN_BASE_URL")
+    #: Posts in flight per fan-out (FANOUT.md: ~64 is fastest; more only adds scheduling cost).
+    fanout_concurrency: int = Field(default=64, ge=1, le=512, alias="FANOUT_CONCURRENCY")
 
 
 class ApiSettings(FunctionSettings):

@@ -4,12 +4,22 @@ The table (``MediaTable`` in template.yaml) has a string partition key ``pk``, a
 overloaded global secondary index ``gsi1`` (``gsi1pk``/``gsi1sk``), a TTL attribute ``expires_at`` (epoch
 seconds) and a stream with new and old images.
 
-Item layout (later issues add streams, sessions, connections, chat under their own ``pk`` prefixes)::
+Item layout::
 
-    entity     pk                  sk          gsi1pk            gsi1sk
-    channel    CHANNEL#<id>        CHANNEL     OWNER#<owner>     CHANNEL#<created_at>#<id>
-    session    SESSION#<id>        SESSION     STREAMS#<status>  <started_at>#<id>
-    connection CONN#<id>           CONN        -                 -            (expires_at = TTL)
+    entity        pk                    sk                      gsi1pk              gsi1sk
+    channel       CHANNEL#<id>          CHANNEL                 OWNER#<owner>       CHANNEL#<created_at>#<id>
+    stream        STREAM#<playback_id>  STREAM                  STREAMS#<status>    <started_at>#<playback_id>
+    subscription  STREAM#<playback_id>  SUB#<connection_id>     -                   -      (expires_at = TTL)
+    session       SESSION#<id>          SESSION                 BROADCASTS#<pb_id>  <started_at>#<id>
+    chat          CHAT#<session_id>     <media_ms>#<message_id> -                   -
+    connection    CONN#<id>             CONN                    LOBBY (registered)  <id>   (expires_at = TTL)
+
+- A *stream* is a channel's public face (its playback id): the state of its latest broadcast, its viewer count
+  and thumbnail. A *session* is one broadcast. Subscriptions share the stream's partition, so one ``Query``
+  returns a stream's audience and DynamoDB Streams delivers a stream's changes in order (same shard).
+- Chat messages sort by media time (milliseconds since the broadcast started, zero-padded) so a VOD can replay
+  them with a range query.
+- Connections that sent ``register`` are listed under ``LOBBY``: they get every ``streamLive``/``streamEnded``.
 
 Rules:
 - Items are produced and read in DynamoDB's wire format (``{"S": ...}`` attribute values) so the same mapping
@@ -39,6 +49,16 @@ SESSION_SK = "SESSION"
 STREAMS_BY_STATUS_PREFIX = "STREAMS#"
 CONNECTION_PREFIX = "CONN#"
 CONNECTION_SK = "CONN"
+STREAM_PREFIX = "STREAM#"
+STREAM_SK = "STREAM"
+SUBSCRIPTION_PREFIX = "SUB#"
+BROADCASTS_PREFIX = "BROADCASTS#"
+CHAT_PREFIX = "CHAT#"
+LOBBY = "LOBBY"
+#: Digits of the zero-padded media time (milliseconds) in chat sort keys: up to ~31 years.
+MEDIA_MS_DIGITS = 12
+#: Largest media time a chat sort key can hold.
+MAX_MEDIA_MS = 10**MEDIA_MS_DIGITS - 1
 CHANNEL_SK = "CHANNEL"
 OWNER_PREFIX = "OWNER#"
 
@@ -81,6 +101,8 @@ def deserialize(value: AttributeValue) -> Any:
         return {k: deserialize(v) for k, v in raw.items()}
     if tag == "L":
         return [deserialize(v) for v in raw]
+    if tag == "SS":
+        return set(raw)
     raise TypeError(f"unsupported DynamoDB type {tag!r}")
 
 
@@ -109,6 +131,79 @@ def connection_key(connection_id: str) -> Item:
     return {PK: {"S": f"{CONNECTION_PREFIX}{connection_id}"}, SK: {"S": CONNECTION_SK}}
 
 
+def stream_key(playback_id: str) -> Item:
+    """Primary key of a stream item (one per playback id)."""
+    return {PK: {"S": f"{STREAM_PREFIX}{playback_id}"}, SK: {"S": STREAM_SK}}
+
+
+def subscription_key(playback_id: str, connection_id: str) -> Item:
+    """Primary key of one connection's subscription to a stream."""
+    return {PK: {"S": f"{STREAM_PREFIX}{playback_id}"}, SK: {"S": f"{SUBSCRIPTION_PREFIX}{connection_id}"}}
+
+
+def subscription_to_item(playback_id: str, connection_id: str, viewer: str, expires_at: int) -> Item:
+    """A subscription item: who watches (``viewer`` de-duplicates one person's connections) and until when."""
+    return to_item(
+        {
+            **{name: value["S"] for name, value in subscription_key(playback_id, connection_id).items()},
+            "entity": "subscription",
+            "playback_id": playback_id,
+            "connection_id": connection_id,
+            "viewer": viewer,
+            TTL_ATTRIBUTE: expires_at,
+        }
+    )
+
+
+def subscriptions_query(playback_id: str) -> dict[str, Any]:
+    """Keyword arguments for ``Query`` listing a stream's subscriptions (paginate with ``ExclusiveStartKey``)."""
+    return {
+        "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :sub)",
+        "ExpressionAttributeNames": {"#pk": PK, "#sk": SK, "#c": "connection_id", "#v": "viewer"},
+        "ExpressionAttributeValues": {
+            ":pk": {"S": f"{STREAM_PREFIX}{playback_id}"},
+            ":sub": {"S": SUBSCRIPTION_PREFIX},
+        },
+        "ProjectionExpression": "#c, #v",
+    }
+
+
+def lobby_query() -> dict[str, Any]:
+    """Keyword arguments for ``Query`` on ``gsi1`` listing every registered connection."""
+    return {
+        "IndexName": GSI1,
+        "KeyConditionExpression": "#gpk = :lobby",
+        "ExpressionAttributeNames": {"#gpk": GSI1_PK, "#c": "connection_id"},
+        "ExpressionAttributeValues": {":lobby": {"S": LOBBY}},
+        "ProjectionExpression": "#c",
+    }
+
+
+def chat_sort_key(media_ms: int, message_id: str) -> str:
+    """Sort key of a chat message: zero-padded media time, then its id (unique, time-ordered)."""
+    return f"{min(max(media_ms, 0), MAX_MEDIA_MS):0{MEDIA_MS_DIGITS}d}#{message_id}"
+
+
+def chat_partition(session_id: str) -> str:
+    """Partition key holding one broadcast's chat."""
+    return f"{CHAT_PREFIX}{session_id}"
+
+
+def chat_range_query(session_id: str, from_ms: int, to_ms: int, limit: int) -> dict[str, Any]:
+    """Keyword arguments for ``Query`` returning a broadcast's chat with media time in ``[from_ms, to_ms)``."""
+    return {
+        "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :lo AND :hi",
+        "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+        "ExpressionAttributeValues": {
+            ":pk": {"S": chat_partition(session_id)},
+            ":lo": {"S": f"{min(max(from_ms, 0), MAX_MEDIA_MS):0{MEDIA_MS_DIGITS}d}#"},
+            # '#' sorts before every id character; past the largest time, '~' sorts after every digit.
+            ":hi": {"S": f"{max(to_ms, 0):0{MEDIA_MS_DIGITS}d}#" if to_ms <= MAX_MEDIA_MS else "~"},
+        },
+        "Limit": limit,
+    }
+
+
 def connection_to_item(attributes: Mapping[str, Any]) -> Item:
     """A WebSocket connection's attributes (``connection_id``, ``expires_at``, ...) → its item."""
     return to_item(
@@ -121,8 +216,23 @@ def connection_to_item(attributes: Mapping[str, Any]) -> Item:
     )
 
 
+def string_set(*values: str) -> AttributeValue:
+    """A string-set attribute value (``ADD``/``DELETE`` operands); DynamoDB has no empty sets."""
+    if not values:
+        raise ValueError("a DynamoDB string set cannot be empty")
+    return {"SS": sorted(set(values))}
+
+
+def connection_forget_keys(connection: Mapping[str, AttributeValue]) -> list[Item]:
+    """Keys to delete when a connection is gone: its subscriptions, then the connection item itself."""
+    attributes = from_item(connection)
+    connection_id = attributes["connection_id"]
+    keys = [subscription_key(pb, connection_id) for pb in sorted(attributes.get("subscriptions") or ())]
+    return [*keys, connection_key(connection_id)]
+
+
 def streams_by_status_query(status: str, limit: int = 100) -> dict[str, Any]:
-    """Keyword arguments for ``Query`` listing sessions of one status, newest first."""
+    """Keyword arguments for ``Query`` listing streams of one status, newest broadcast first."""
     return {
         "IndexName": GSI1,
         "KeyConditionExpression": "#gpk = :status",
@@ -134,8 +244,13 @@ def streams_by_status_query(status: str, limit: int = 100) -> dict[str, Any]:
 
 
 def streams_by_status(status: str) -> str:
-    """``gsi1pk`` value under which sessions of one status are listed, newest first by ``gsi1sk``."""
+    """``gsi1pk`` value under which streams of one status are listed, newest first by ``gsi1sk``."""
     return f"{STREAMS_BY_STATUS_PREFIX}{status}"
+
+
+def broadcasts_of(playback_id: str) -> str:
+    """``gsi1pk`` value under which a stream's sessions (broadcasts) are listed, newest first by ``gsi1sk``."""
+    return f"{BROADCASTS_PREFIX}{playback_id}"
 
 
 def channel_to_item(channel: Channel) -> Item:

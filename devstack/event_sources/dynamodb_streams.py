@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from devstack.event_sources._base import TRANSIENT_ERRORS, Backoff, EventSource, SourceStats
 from devstack.event_sources.batch_response import InvalidBatchResponse, failed_item_identifiers
+from devstack.event_sources.filters import RecordFilter
 from devstack.event_sources.stream_records import on_failure_record, stream_record
 from devstack.lambda_runtime import FunctionError, LocalFunction
 
@@ -48,12 +49,14 @@ _MAX_GET_RECORDS = 1000  # GetRecords limit per call
 
 @dataclass
 class StreamStats(SourceStats):
-    """Stream counters: ``retries`` of failed batches, ``discarded_*`` after retries ran out."""
+    """Stream counters: ``retries`` of failed batches, ``discarded_*`` after retries ran out, ``filtered`` records
+    that matched no ``FilterCriteria`` pattern."""
 
     retries: int = 0
     discarded_batches: int = 0
     discarded_records: int = 0
     on_failure_sent: int = 0
+    filtered: int = 0
 
 
 class DynamoDbStreamEventSource(EventSource):
@@ -94,6 +97,7 @@ class DynamoDbStreamEventSource(EventSource):
         shard_discovery_interval: float = 1.0,
         endpoint_url: str | None = None,
         stop_grace: float = 0.8,
+        filter_patterns: tuple[str, ...] = (),
     ) -> None:
         if not 1 <= batch_size <= 10_000:
             raise ValueError("batch_size must be 1-10000")
@@ -115,6 +119,7 @@ class DynamoDbStreamEventSource(EventSource):
         self.idle_poll_interval = idle_poll_interval
         self.idle_after = idle_after
         self.shard_discovery_interval = shard_discovery_interval
+        self.record_filter = RecordFilter(filter_patterns)
         self._stats = StreamStats()
         self._sqs: Any = None
         self._shards: dict[str, asyncio.Task[None]] = {}
@@ -274,8 +279,15 @@ class _ShardConsumer:
             return
         records = response.get("Records", [])
         if records:
-            self.buffer.extend(records)
             self.last_sequence = records[-1]["dynamodb"]["SequenceNumber"]
+            source = self.source
+            if source.record_filter:  # FilterCriteria: unmatched records are consumed, never delivered
+                shaped = [stream_record(r, source.stream_arn, source.region) for r in records]
+                records = [
+                    r for r, lambda_record in zip(records, shaped, strict=True) if source.record_filter(lambda_record)
+                ]
+                source.stats.filtered += len(shaped) - len(records)
+            self.buffer.extend(records)
         self.iterator = response.get("NextShardIterator")
 
     async def _deliver_safely(self, batch: list[dict[str, Any]]) -> None:

@@ -1,13 +1,14 @@
-"""Catalog function: session manifests in S3 (via EventBridge → SQS) → session items in DynamoDB.
+"""Catalog function: session manifests and segments in S3 (via EventBridge → SQS) → stream and session items.
 
 Partial batch failures are reported per SQS message, so one bad manifest goes back to the queue (and after
-``maxReceiveCount`` to the DLQ) without failing its neighbours. Skipped bodies (TestEvent, foreign keys) count
-as done.
+``maxReceiveCount`` to the DLQ) without failing its neighbours. Skipped bodies (TestEvent, foreign keys, objects
+the catalog does not track) count as done. The update rules live in :mod:`capturestream.catalog`.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -27,7 +28,7 @@ def _clients() -> tuple[Any, Any]:
 
 
 def handler(event: dict, context: Any) -> dict:
-    """Apply every manifest in the batch; report the messages that failed."""
+    """Apply every manifest and segment in the batch; report the messages that failed."""
     items = events.parse_sqs(event)
     s3, dynamodb = _clients()
     table_name = get_settings(FunctionSettings).table_name
@@ -37,6 +38,9 @@ def handler(event: dict, context: Any) -> dict:
             for media in item.events:
                 if isinstance(media.media_key, keys.SessionManifest):
                     apply_manifest(media, s3=s3, dynamodb=dynamodb, table_name=table_name)
+                elif isinstance(media.media_key, keys.LiveSegment):
+                    stored_at = media.object.event_time or datetime.now(UTC)
+                    _conditional(dynamodb, table_name, catalog.segment_update(media.media_key, stored_at))
         except Exception:
             log.exception("catalog update failed", extra={"message_id": item.message_id})
             failures.append({"itemIdentifier": item.message_id})
@@ -44,16 +48,21 @@ def handler(event: dict, context: Any) -> dict:
 
 
 def apply_manifest(media: events.MediaObjectCreated, *, s3: Any, dynamodb: Any, table_name: str) -> None:
-    """Read one manifest object and apply it to its session item."""
+    """Read one manifest object and apply it to its session and stream items."""
     key = media.media_key
     raw = s3.get_object(Bucket=media.object.bucket, Key=key.key)["Body"].read()
     body = SessionManifestBody.model_validate_json(raw)
     if (body.playback_id, body.session_id) != (key.playback_id, key.session_id):
         raise InvalidManifest(f"manifest ids do not match its key {key.key}")
-    if key.kind is keys.ManifestKind.ENDED:
-        dynamodb.update_item(TableName=table_name, **catalog.ended_update(body))
-        return
+    if not _conditional(dynamodb, table_name, catalog.session_update(body, key.kind)):
+        dynamodb.update_item(TableName=table_name, **catalog.session_fields_update(body))
+    _conditional(dynamodb, table_name, catalog.stream_update(body, key.kind))
+
+
+def _conditional(dynamodb: Any, table_name: str, update: dict[str, Any]) -> bool:
+    """Apply a conditional update; False when its condition says a newer state is already stored."""
     try:
-        dynamodb.update_item(TableName=table_name, **catalog.started_update(body))
+        dynamodb.update_item(TableName=table_name, **update)
     except dynamodb.exceptions.ConditionalCheckFailedException:
-        dynamodb.update_item(TableName=table_name, **catalog.started_fields_update(body))
+        return False
+    return True

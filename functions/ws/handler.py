@@ -1,10 +1,10 @@
 """WebSocket function: the ``$connect``, ``$disconnect`` and ``$default`` routes of the WebSocket API.
 
 Plain Lambda handler (Mangum has no WebSocket support). ``$connect`` accepts anonymous viewers and, with
-``?token=<jwt>``, signed-in users (a bad token is refused with 401); each connection is a DynamoDB item with a
-TTL just past API Gateway's 2-hour connection limit, so a missed ``$disconnect`` can't leak items. Messages are
-validated against :mod:`capturestream.messages`; invalid ones are answered with an ``error`` message posted to
-the sender.
+``?token=<jwt>``, signed-in users (a bad token is refused with 401). Messages are validated against
+:mod:`capturestream.messages`; a message that is invalid, oversized, rate-limited or not allowed is answered
+with an ``error`` message posted to the sender. Notifications to *other* connections (chat, viewer counts,
+stream state) are the notifier's job: this function only writes DynamoDB.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from capturestream import messages
 from capturestream.errors import CaptureStreamError
 
-from . import routes
+from . import clients, routes
 
 log = logging.getLogger(__name__)
 
@@ -34,5 +34,5 @@ def handler(event: dict, context: Any) -> dict:
         routes.on_message(connection_id, message)
     except CaptureStreamError as error:
         log.info("refused message", extra={"connection_id": connection_id, "code": error.code})
-        routes.send(connection_id, messages.error_message(error))
+        clients.send(connection_id, messages.error_message(error))
     return {"statusCode": 200}

@@ -1,50 +1,45 @@
-"""What each WebSocket route does: connection items, token check, and answers to client messages.
+"""What each WebSocket route does: connection items, the token check, and answers to client messages.
 
-Clients (DynamoDB, API Gateway management) are built once per execution environment from the standard AWS
-environment and ``WS_ENDPOINT``; tests point them at moto and the devstack gateway through the same variables.
+Connection items (``CONN#<id>``) carry who is connected (user from an optional token), a *viewer* identity
+that de-duplicates viewer counts, the streams the connection watches, and its chat rate-limit state.
+
+Viewer identity (so one person is one viewer, also across a page reload or a network blip that leaves the old
+socket half-open for minutes): ``user:<id>`` with a token; else ``anon:<id>`` from the ``?viewer=<id>`` query
+parameter the web app keeps in ``localStorage``; else ``conn:<connection id>``. Counting by IP would be wrong
+behind NAT and CDNs; counting HLS requests would be wrong behind a CDN cache.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from functools import cache
 from typing import Any
 
-import boto3
-
-from capturestream import messages, table, tokens
-from capturestream.errors import NotSupported, Unauthorized
+from capturestream import keys, messages, table, tokens
+from capturestream.errors import Unauthorized
+from capturestream.models import StreamStatus
 from capturestream.settings import WsSettings, get_settings
+from capturestream.streams import StreamView
+
+from . import chat, clients, subscriptions
 
 log = logging.getLogger(__name__)
 
-#: API Gateway closes every WebSocket after 2 hours; the item outlives that by a margin, then TTL removes it.
-CONNECTION_TTL_SECONDS = 2 * 3600 + 10 * 60
 #: Most live streams a ``streamList`` answer carries.
 STREAM_LIST_LIMIT = 100
-
-
-@cache
-def _dynamodb() -> Any:
-    return boto3.client("dynamodb")
-
-
-@cache
-def _management() -> Any:
-    return boto3.client("apigatewaymanagementapi", endpoint_url=get_settings(WsSettings).ws_endpoint)
+CONNECTION_TTL_SECONDS = subscriptions.CONNECTION_TTL_SECONDS
 
 
 def connect(connection_id: str, event: dict) -> dict:
     """Store the connection; refuse it (401) when a token is given but invalid."""
     settings = get_settings(WsSettings)
-    token = (event.get("queryStringParameters") or {}).get("token")
+    query = event.get("queryStringParameters") or {}
     user = None
-    if token:
+    if query.get("token"):
         try:
             if settings.jwt_secret is None:
                 raise Unauthorized("tokens are not accepted here")
-            user = tokens.verify_token(settings.jwt_secret.get_secret_value(), token)
+            user = tokens.verify_token(settings.jwt_secret.get_secret_value(), query["token"])
         except Unauthorized:
             return {"statusCode": 401}
     identity = event["requestContext"].get("identity") or {}
@@ -54,19 +49,20 @@ def connect(connection_id: str, event: dict) -> dict:
             "connection_id": connection_id,
             "user_id": user.id if user else None,
             "user_name": user.name if user else None,
+            "viewer": _viewer(connection_id, user.id if user else None, query.get("viewer")),
             "role": "viewer",
             "source_ip": identity.get("sourceIp"),
             "connected_at": now,
             table.TTL_ATTRIBUTE: now + CONNECTION_TTL_SECONDS,
         }
     )
-    _dynamodb().put_item(TableName=settings.table_name, Item=item)
+    clients.dynamodb().put_item(TableName=settings.table_name, Item=item)
     return {"statusCode": 200}
 
 
 def disconnect(connection_id: str) -> None:
-    """Forget the connection (idempotent: a repeated ``$disconnect`` is harmless)."""
-    _dynamodb().delete_item(TableName=get_settings(WsSettings).table_name, Key=table.connection_key(connection_id))
+    """Forget the connection and its subscriptions (idempotent: a repeated ``$disconnect`` is harmless)."""
+    subscriptions.forget(get_settings(WsSettings).table_name, connection_id)
 
 
 def on_message(connection_id: str, message: Any) -> None:
@@ -75,27 +71,34 @@ def on_message(connection_id: str, message: Any) -> None:
     if isinstance(message, messages.HeartbeatMessage):
         _touch(connection_id, settings, {})
     elif isinstance(message, messages.RegisterMessage):
-        _touch(connection_id, settings, {"role": message.role})
+        _touch(
+            connection_id, settings, {"role": message.role, table.GSI1_PK: table.LOBBY, table.GSI1_SK: connection_id}
+        )
     elif isinstance(message, messages.GetStreamsMessage):
-        send(connection_id, messages.StreamListMessage(streams=tuple(_live_streams(settings))))
-    else:
-        raise NotSupported(f"{message.type!r} messages are not supported by this deployment yet")
+        clients.send(connection_id, messages.StreamListMessage(streams=tuple(_on_air(settings))))
+    elif isinstance(message, messages.SubscribeMessage):
+        subscriptions.subscribe(settings.table_name, connection_id, message.stream_id)
+    elif isinstance(message, messages.UnsubscribeMessage):
+        subscriptions.unsubscribe(settings.table_name, connection_id, message.stream_id)
+    elif isinstance(message, messages.SendChatMessage):
+        chat.post(settings, connection_id, message)
+    else:  # pragma: no cover - parse_client_message only returns the types above
+        raise TypeError(f"unhandled message {type(message).__name__}")
 
 
-def send(connection_id: str, message: Any) -> None:
-    """Post one server message to a connection; a connection that is already gone is ignored."""
-    client = _management()
-    try:
-        client.post_to_connection(ConnectionId=connection_id, Data=messages.encode(message).encode("utf-8"))
-    except client.exceptions.GoneException:
-        log.info("connection gone before reply", extra={"connection_id": connection_id})
+def _viewer(connection_id: str, user_id: str | None, claimed: str | None) -> str:
+    if user_id:
+        return f"user:{user_id}"
+    if claimed and keys.NAME_PATTERN.fullmatch(claimed):
+        return f"anon:{claimed}"
+    return f"conn:{connection_id}"
 
 
 def _touch(connection_id: str, settings: WsSettings, fields: dict[str, Any]) -> None:
     now = int(time.time())
     values = {"last_seen_at": now, table.TTL_ATTRIBUTE: now + CONNECTION_TTL_SECONDS, **fields}
     names = {f"#a{i}": name for i, name in enumerate(values)}
-    client = _dynamodb()
+    client = clients.dynamodb()
     try:
         client.update_item(
             TableName=settings.table_name,
@@ -109,19 +112,15 @@ def _touch(connection_id: str, settings: WsSettings, fields: dict[str, Any]) -> 
         log.info("message from an unknown connection", extra={"connection_id": connection_id})
 
 
-def _live_streams(settings: WsSettings) -> list[messages.StreamSummary]:
-    response = _dynamodb().query(
-        TableName=settings.table_name, **table.streams_by_status_query("live", STREAM_LIST_LIMIT)
-    )
-    summaries = []
-    for item in response.get("Items", []):
-        session = table.from_item(item)
-        summaries.append(
-            messages.StreamSummary(
-                stream_id=session["playback_id"],
-                status=session["status"],
-                playback_url=f"{settings.cdn_base_url}/{session['playlist_path']}",
-                started_at=session.get("started_at"),
-            )
+def _on_air(settings: WsSettings) -> list[messages.StreamSummary]:
+    """Live streams, then reconnecting ones, newest first (at most :data:`STREAM_LIST_LIMIT`)."""
+    summaries: list[messages.StreamSummary] = []
+    for status in (StreamStatus.LIVE, StreamStatus.RECONNECTING):
+        remaining = STREAM_LIST_LIMIT - len(summaries)
+        if remaining <= 0:
+            break
+        response = clients.dynamodb().query(
+            TableName=settings.table_name, **table.streams_by_status_query(status.value, remaining)
         )
+        summaries += [StreamView.from_item(item).summary(settings.cdn_base_url) for item in response["Items"]]
     return summaries

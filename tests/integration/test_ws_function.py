@@ -10,17 +10,18 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiohttp
 import boto3
 import pytest
 
-from capturestream import catalog, table, tokens
+from capturestream import catalog, keys, table, tokens
 from capturestream.models import SessionManifestBody
 from capturestream.settings import get_settings
 from devstack.lambda_runtime import LocalFunction
 from devstack.ws_gateway import WebSocketGateway
-from functions.ws import routes
+from functions.ws import clients, routes, subscriptions
 from tests.support.aws import create_media_table
 
 TABLE = "capturestream-MediaTable"
@@ -43,13 +44,11 @@ async def gateway(
     await gw.start()
     monkeypatch.setenv("WS_ENDPOINT", gw.management_url)
     get_settings.cache_clear()
-    routes._management.cache_clear()
-    routes._dynamodb.cache_clear()
+    clients.reset()
     yield gw, dynamodb
     await gw.close()
     get_settings.cache_clear()
-    routes._management.cache_clear()
-    routes._dynamodb.cache_clear()
+    clients.reset()
 
 
 def _connection(dynamodb, connection_id: str) -> dict | None:
@@ -101,9 +100,12 @@ async def test_invalid_and_unsupported_messages_get_error_replies(gateway) -> No
         await ws.send_str(json.dumps({"type": "chat", "streamId": "../x", "text": "hi"}))
         reply = json.loads((await ws.receive(timeout=5)).data)
         assert reply["code"] == "invalid_message" and "streamId" in reply["message"]
-        await ws.send_str(json.dumps({"type": "subscribe", "streamId": "pb1"}))
+        await ws.send_str(json.dumps({"type": "chat", "streamId": "pb1", "text": "x" * 20_000}))
         reply = json.loads((await ws.receive(timeout=5)).data)
-        assert reply["code"] == "not_supported"
+        assert reply["code"] == "invalid_message" and "text" in reply["message"]
+        await ws.send_str(json.dumps({"type": "chat", "streamId": "nobody", "text": "hi"}))
+        reply = json.loads((await ws.receive(timeout=5)).data)
+        assert reply["code"] == "not_found" and "not live" in reply["message"]
 
 
 async def test_heartbeat_and_register_update_the_connection(gateway) -> None:
@@ -120,19 +122,119 @@ async def test_heartbeat_and_register_update_the_connection(gateway) -> None:
         assert item["role"] == "streamer" and item["last_seen_at"] >= item["connected_at"]
 
 
-async def test_get_streams_lists_live_sessions(gateway) -> None:
-    gw, dynamodb = gateway
+def _go_live(dynamodb, playback_id: str = "pb1", session_id: str = "20261125T150000Z-aaaaaa", **fields) -> None:
     body = SessionManifestBody(
         channel_id="abcdefghijkl",
-        playback_id="pb1",
-        session_id="20261125T150000Z-aaaaaa",
-        started_at="2026-11-25T15:00:00+00:00",
+        playback_id=playback_id,
+        session_id=session_id,
+        started_at=fields.pop("started_at", "2026-11-25T15:00:00+00:00"),
+        title="Speedrun",
+        **fields,
     )
-    dynamodb.update_item(TableName=TABLE, **catalog.started_update(body))
+    dynamodb.update_item(TableName=TABLE, **catalog.stream_update(body, keys.ManifestKind.STARTED))
+
+
+async def _eventually(check, timeout: float = 5.0):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.05)
+
+
+async def test_get_streams_lists_live_then_reconnecting_streams(gateway) -> None:
+    gw, dynamodb = gateway
+    _go_live(dynamodb)
+    _go_live(dynamodb, "pb2", "20261125T150500Z-bbbbbb", started_at="2026-11-25T15:05:00+00:00")
+    back = SessionManifestBody(
+        channel_id="abcdefghijkl",
+        playback_id="pb3",
+        session_id="20261125T151000Z-cccccc",
+        started_at="2026-11-25T15:10:00+00:00",
+        revision=1,
+    )
+    dynamodb.update_item(TableName=TABLE, **catalog.stream_update(back, keys.ManifestKind.RECONNECTING))
     async with aiohttp.ClientSession() as http, http.ws_connect(gw.ws_url) as ws:
         await ws.send_str(json.dumps({"type": "getStreams"}))
         reply = json.loads((await ws.receive(timeout=5)).data)
     assert reply["type"] == "streamList"
-    (stream,) = reply["streams"]
-    assert stream["streamId"] == "pb1" and stream["status"] == "live"
-    assert stream["playbackUrl"] == "http://cdn.test/live/pb1/20261125T150000Z-aaaaaa/index.m3u8"
+    assert [(s["streamId"], s["status"]) for s in reply["streams"]] == [
+        ("pb2", "live"),
+        ("pb1", "live"),
+        ("pb3", "reconnecting"),
+    ]
+    assert reply["streams"][1]["playbackUrl"] == "http://cdn.test/live/pb1/20261125T150000Z-aaaaaa/index.m3u8"
+    assert reply["streams"][1]["title"] == "Speedrun"
+
+
+def _subscription(dynamodb, playback_id: str, connection_id: str) -> dict | None:
+    item = dynamodb.get_item(TableName=TABLE, Key=table.subscription_key(playback_id, connection_id)).get("Item")
+    return table.from_item(item) if item else None
+
+
+async def test_subscribe_unsubscribe_and_disconnect_keep_items_exact(gateway) -> None:
+    """Subscriptions carry the viewer identity; unsubscribe and $disconnect remove exactly this connection's."""
+    gw, dynamodb = gateway
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{gw.ws_url}?viewer=tab-1234")
+        connection_id = await _only_connection_id(gw)
+        for stream in ("pb1", "pb2"):
+            await ws.send_str(json.dumps({"type": "subscribe", "streamId": stream}))
+        assert await _eventually(lambda: _subscription(dynamodb, "pb2", connection_id))
+        sub = _subscription(dynamodb, "pb1", connection_id)
+        assert sub["viewer"] == "anon:tab-1234" and sub["expires_at"] > time.time() + 7000
+        assert _connection(dynamodb, connection_id)["subscriptions"] == {"pb1", "pb2"}
+        await ws.send_str(json.dumps({"type": "unsubscribe", "streamId": "pb1"}))
+        assert await _eventually(lambda: _subscription(dynamodb, "pb1", connection_id) is None)
+        assert _connection(dynamodb, connection_id)["subscriptions"] == {"pb2"}
+        await ws.close()
+    assert await _eventually(lambda: _connection(dynamodb, connection_id) is None)
+    assert _subscription(dynamodb, "pb2", connection_id) is None
+
+
+async def test_a_connection_watches_a_bounded_number_of_streams(gateway) -> None:
+    gw, _ = gateway
+    async with aiohttp.ClientSession() as http, http.ws_connect(gw.ws_url) as ws:
+        for index in range(subscriptions.MAX_SUBSCRIPTIONS + 1):
+            await ws.send_str(json.dumps({"type": "subscribe", "streamId": f"pb{index}"}))
+        reply = json.loads((await ws.receive(timeout=5)).data)
+        assert reply["type"] == "error" and reply["code"] == "conflict"
+        await ws.send_str(json.dumps({"type": "subscribe", "streamId": "pb0"}))  # already watched: fine
+        await ws.send_str(json.dumps({"type": "heartbeat"}))
+        with pytest.raises(asyncio.TimeoutError):
+            await ws.receive(timeout=0.5)
+
+
+def _chat(dynamodb, session_id: str = "20261125T150000Z-aaaaaa") -> list[dict]:
+    items = dynamodb.query(TableName=TABLE, **table.chat_range_query(session_id, 0, 10**12 - 1, 100))["Items"]
+    return [table.from_item(item) for item in items]
+
+
+async def test_chat_is_stored_with_media_time_and_floods_are_rate_limited(gateway, monkeypatch) -> None:
+    gw, dynamodb = gateway
+    started = time.time() - 42
+    _go_live(dynamodb, started_at=datetime.fromtimestamp(started, UTC).isoformat())
+    user = tokens.issue_token(SECRET, "user-7", 600, name="Ada")
+    async with aiohttp.ClientSession() as http, http.ws_connect(f"{gw.ws_url}?token={user}") as ws:
+        for index in range(8):
+            await ws.send_str(json.dumps({"type": "chat", "streamId": "pb1", "text": f"hello {index}"}))
+        errors = [json.loads((await ws.receive(timeout=5)).data) for _ in range(3)]
+    assert {e["code"] for e in errors} == {"rate_limited"}
+    stored = await _eventually(lambda: len(_chat(dynamodb)) == 5 and _chat(dynamodb))
+    assert [m["text"] for m in stored] == [f"hello {i}" for i in range(5)]  # burst of 5, in order
+    assert {m["user"] for m in stored} == {"Ada"} and stored[0]["user_id"] == "user-7"
+    assert all(abs(m["media_ms"] - (m["ts"] - started * 1000)) < 5 for m in stored)
+    assert 41_000 < stored[0]["media_ms"] < 60_000
+
+
+async def test_anonymous_chat_gets_a_stable_guest_name(gateway) -> None:
+    gw, dynamodb = gateway
+    _go_live(dynamodb)
+    async with aiohttp.ClientSession() as http:
+        for _ in range(2):
+            async with http.ws_connect(f"{gw.ws_url}?viewer=tab-1234") as ws:
+                await ws.send_str(json.dumps({"type": "chat", "streamId": "pb1", "text": "hi"}))
+                await _eventually(lambda: _chat(dynamodb))
+    names = {m["user"] for m in await _eventually(lambda: len(_chat(dynamodb)) == 2 and _chat(dynamodb))}
+    assert len(names) == 1 and names.pop().startswith("guest-")

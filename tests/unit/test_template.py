@@ -267,8 +267,10 @@ def test_table_and_rules_match_the_core_contract() -> None:
     assert spec.table.ttl_attribute == table.TTL_ATTRIBUTE
     for rule in spec.rules.values():
         for matcher in rule.event_pattern["detail"]["object"]["key"]:
-            assert matcher["prefix"].startswith(keys.TRIGGER_PREFIXES), rule.logical_id
-            assert not matcher["prefix"].startswith(keys.DERIVED_PREFIXES), f"{rule.logical_id} would loop"
+            (kind, value), *rest = matcher.items()
+            assert not rest and kind in ("prefix", "wildcard"), f"{rule.logical_id}: only prefixes and wildcards"
+            assert value.startswith(keys.TRIGGER_PREFIXES), rule.logical_id
+            assert not value.startswith(keys.DERIVED_PREFIXES), f"{rule.logical_id} would loop"
 
 
 # ----------------------------------------------------------------------------------------- the local spec
@@ -307,7 +309,10 @@ def test_spec_rule_pattern_is_resolved_with_the_local_bucket_name(spec) -> None:
     assert dict(rule.event_pattern) == {
         "source": ["aws.s3"],
         "detail-type": ["Object Created"],
-        "detail": {"bucket": {"name": [MEDIA_BUCKET]}, "object": {"key": [{"prefix": "sessions/"}]}},
+        "detail": {
+            "bucket": {"name": [MEDIA_BUCKET]},
+            "object": {"key": [{"prefix": "sessions/"}, {"wildcard": "live/*/seg_*.m4s"}]},
+        },
     }
     assert [(t.target_id, t.queue_logical_id) for t in rule.targets] == [("CatalogQueue", "CatalogQueue")]
 

@@ -31,7 +31,33 @@ def test_decimal_and_unsupported() -> None:
     with pytest.raises(TypeError):
         table.serialize(object())
     with pytest.raises(TypeError):
-        table.deserialize({"SS": ["a"]})
+        table.deserialize({"NS": ["1"]})
+    assert table.deserialize({"SS": ["a", "b"]}) == {"a", "b"}  # connection items' subscription sets
+    assert table.string_set("b", "a", "b") == {"SS": ["a", "b"]}
+    with pytest.raises(ValueError):
+        table.string_set()
+
+
+def test_forgetting_a_connection_deletes_its_subscriptions_then_itself() -> None:
+    item = table.connection_to_item({"connection_id": "C1=", "expires_at": 1})
+    item["subscriptions"] = table.string_set("pb2", "pb1")
+    assert table.connection_forget_keys(item) == [
+        table.subscription_key("pb1", "C1="),
+        table.subscription_key("pb2", "C1="),
+        table.connection_key("C1="),
+    ]
+    assert table.connection_forget_keys(table.connection_to_item({"connection_id": "C2="})) == [
+        table.connection_key("C2=")
+    ]
+
+
+def test_chat_range_is_half_open_on_media_time() -> None:
+    query = table.chat_range_query("s1", 1500, 3000, 50)
+    values = query["ExpressionAttributeValues"]
+    low, high = values[":lo"]["S"], values[":hi"]["S"]
+    assert low <= table.chat_sort_key(1500, "00a-x") < high
+    assert not table.chat_sort_key(3000, "00a-x") < high
+    assert not low <= table.chat_sort_key(1499, "fff-x")
 
 
 def test_channel_item_round_trip_and_layout() -> None:

@@ -81,37 +81,121 @@ def _sqs_event(*object_keys: str) -> dict:
     return {"Records": records}
 
 
-def _session(dynamodb) -> dict:
-    item = dynamodb.get_item(TableName="capturestream-MediaTable", Key=table.session_key(SID))["Item"]
+def _session(dynamodb, session_id: str = SID) -> dict:
+    item = dynamodb.get_item(TableName="capturestream-MediaTable", Key=table.session_key(session_id))["Item"]
     return table.from_item(item)
 
 
-@pytest.mark.parametrize(
-    "order",
-    sorted(set(itertools.permutations(["started", "ended", "started", "ended"]))),
-)
-def test_any_order_and_duplicates_end_in_the_same_state(aws, order: list[str]) -> None:
-    """Duplicates and reordering (both happen with S3 events) converge on one final item."""
-    s3, dynamodb = aws
-    started_key, ended_key = _put(s3, "started", STARTED), _put(s3, "ended", ENDED)
-    for kind in order:
-        result = catalog_handler.handler(_sqs_event(started_key if kind == "started" else ended_key), None)
-        assert result == {"batchItemFailures": []}
-    session = _session(dynamodb)
-    assert session["status"] == "ended"
-    assert session["duration"] == 600
-    assert session["gsi1pk"] == "STREAMS#ended"
-    assert session["started_at"] == "2026-11-25T15:00:00+00:00"
-    assert session["media"]["width"] == 1280
-    assert session["playlist_path"] == keys.LivePlaylist(playback_id=PB, session_id=SID).key
+def _stream(dynamodb) -> dict:
+    item = dynamodb.get_item(TableName="capturestream-MediaTable", Key=table.stream_key(PB))["Item"]
+    return table.from_item(item)
 
 
-def test_started_makes_a_live_session(aws) -> None:
+#: One broadcast's manifests in the order the node writes them: live, dropped, back, over.
+LIFE = {
+    "started0": ("started", {**STARTED, "revision": 0}),
+    "reconnecting1": ("reconnecting", {**STARTED, "revision": 1}),
+    "started2": ("started", {**STARTED, "revision": 2}),
+    "ended": ("ended", {**ENDED, "revision": 2}),
+}
+
+
+def _deliver(s3, name: str, session_id: str = SID) -> dict:
+    """Store a manifest and deliver its event (the object holds this body when the function reads it)."""
+    kind, body = LIFE[name]
+    return catalog_handler.handler(_sqs_event(_put(s3, kind, {**body, "session_id": session_id}, session_id)), None)
+
+
+@pytest.mark.parametrize("order", sorted(set(itertools.permutations(list(LIFE) + ["ended"]))))
+def test_any_order_and_duplicates_end_in_the_same_state(aws, order: tuple[str, ...]) -> None:
+    """Duplicates and reordering (both happen with S3 events) converge on one final session and stream."""
     s3, dynamodb = aws
-    catalog_handler.handler(_sqs_event(_put(s3, "started", STARTED)), None)
+    for name in order:
+        assert _deliver(s3, name) == {"batchItemFailures": []}
+    session, stream = _session(dynamodb), _stream(dynamodb)
+    for item in (session, stream):
+        assert item["status"] == "ended"
+        assert item["duration"] == 600
+        assert item["started_at"] == "2026-11-25T15:00:00+00:00"
+        assert item["media"]["width"] == 1280
+        assert item["playlist_path"] == keys.LivePlaylist(playback_id=PB, session_id=SID).key
+    assert session["gsi1pk"] == f"BROADCASTS#{PB}" and stream["gsi1pk"] == "STREAMS#ended"
+    assert stream["session_id"] == SID and stream["end_reason"] == "publisher_stopped"
+
+
+@pytest.mark.parametrize("order", sorted(set(itertools.permutations(["started0", "reconnecting1", "started2"]))))
+def test_the_newest_revision_wins_while_live(aws, order: tuple[str, ...]) -> None:
+    """A late ``reconnecting`` manifest never hides a stream that came back (revision 2 beats revision 1)."""
+    s3, dynamodb = aws
+    for name in order:
+        _deliver(s3, name)
+    for item in (_session(dynamodb), _stream(dynamodb)):
+        assert (item["status"], item["revision"]) == ("live", 2)
+    assert _stream(dynamodb)["gsi1pk"] == "STREAMS#live"
+
+
+def test_reconnecting_then_back(aws) -> None:
+    s3, dynamodb = aws
+    _deliver(s3, "started0")
+    _deliver(s3, "reconnecting1")
+    assert _stream(dynamodb)["status"] == "reconnecting" and _stream(dynamodb)["gsi1pk"] == "STREAMS#reconnecting"
+    _deliver(s3, "started2")
+    assert _stream(dynamodb)["status"] == "live"
+
+
+def test_started_makes_a_live_session_and_stream(aws) -> None:
+    s3, dynamodb = aws
+    catalog_handler.handler(_sqs_event(_put(s3, "started", {**STARTED, "title": "Speedrun"})), None)
+    session, stream = _session(dynamodb), _stream(dynamodb)
+    assert session["status"] == "live" and session["gsi1sk"] == f"2026-11-25T15:00:00+00:00#{SID}"
+    assert stream["status"] == "live" and stream["gsi1sk"] == f"2026-11-25T15:00:00+00:00#{PB}"
+    assert stream["title"] == "Speedrun" and stream["entity"] == "stream"
+    assert "stream_key_hash" not in stream
+
+
+def test_stream_follows_the_newest_broadcast(aws) -> None:
+    """A new broadcast replaces the ended one on the stream; a late manifest of the old one changes nothing."""
+    s3, dynamodb = aws
+    newer = "20261125T160000Z-bbbbbb"
+    _deliver(s3, "ended")
+    _deliver(s3, "started0", session_id=newer)
+    stream = _stream(dynamodb)
+    assert (stream["session_id"], stream["status"]) == (newer, "live")
+    assert "ended_at" not in stream and "duration" not in stream  # the old broadcast's end is gone
+    _deliver(s3, "ended")  # a redelivered end of the older broadcast
+    _deliver(s3, "reconnecting1")
+    assert (_stream(dynamodb)["session_id"], _stream(dynamodb)["status"]) == (newer, "live")
+    assert _session(dynamodb)["status"] == "ended"
+
+
+def test_viewer_count_and_thumbnail_are_not_the_catalogs(aws) -> None:
+    s3, dynamodb = aws
+    _deliver(s3, "started0")
+    dynamodb.update_item(
+        TableName="capturestream-MediaTable",
+        Key=table.stream_key(PB),
+        UpdateExpression="SET viewer_count = :n, thumbnail_path = :t",
+        ExpressionAttributeValues={":n": {"N": "7"}, ":t": {"S": "thumbs/x.jpg"}},
+    )
+    _deliver(s3, "ended")
+    assert _stream(dynamodb)["viewer_count"] == 7 and _stream(dynamodb)["thumbnail_path"] == "thumbs/x.jpg"
+
+
+def _segment_event(sequence: int) -> dict:
+    return _sqs_event(keys.LiveSegment(playback_id=PB, session_id=SID, sequence=sequence).key)
+
+
+def test_segments_count_up_in_any_order(aws) -> None:
+    """Segment events raise the count to the newest sequence; late and duplicate ones change nothing."""
+    s3, dynamodb = aws
+    for sequence in (0, 2, 1, 2, 0):
+        assert catalog_handler.handler(_segment_event(sequence), None) == {"batchItemFailures": []}
     session = _session(dynamodb)
-    assert session["status"] == "live" and session["gsi1pk"] == "STREAMS#live"
-    assert session["gsi1sk"] == f"2026-11-25T15:00:00+00:00#{SID}"
+    assert (session["last_sequence"], session["segment_count"]) == (2, 3)
+    assert session["last_segment_at"] == "2026-11-25T15:00:01+00:00"
+    _deliver(s3, "started0")  # the manifest arriving after segments keeps the count
+    session = _session(dynamodb)
+    assert session["segment_count"] == 3 and session["status"] == "live"
 
 
 def test_bad_manifest_fails_only_its_message(aws) -> None:
@@ -126,19 +210,19 @@ def test_bad_manifest_fails_only_its_message(aws) -> None:
     assert _session(dynamodb)["status"] == "live"
 
 
-def test_foreign_and_non_manifest_keys_are_skipped(aws) -> None:
+def test_foreign_and_untracked_keys_are_skipped(aws) -> None:
     s3, dynamodb = aws
-    segment = keys.LiveSegment(playback_id=PB, session_id=SID, sequence=1).key
-    result = catalog_handler.handler(_sqs_event("sessions/notes.txt", segment), None)
+    playlist = keys.LivePlaylist(playback_id=PB, session_id=SID).key
+    result = catalog_handler.handler(_sqs_event("sessions/notes.txt", playlist), None)
     assert result == {"batchItemFailures": []}
     assert "Item" not in dynamodb.get_item(TableName="capturestream-MediaTable", Key=table.session_key(SID))
 
 
 def test_ended_without_duration_derives_it() -> None:
-    from capturestream.catalog import ended_update
+    from capturestream.catalog import session_update
     from capturestream.models import SessionManifestBody
 
     body = SessionManifestBody.model_validate({**ENDED, "duration": None})
-    values = ended_update(body)["ExpressionAttributeValues"]
+    values = session_update(body, keys.ManifestKind.ENDED)["ExpressionAttributeValues"]
     assert {"N": "600.0"} in values.values()
     assert datetime.fromisoformat(ENDED["ended_at"]).tzinfo == UTC

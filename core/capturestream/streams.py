@@ -1,0 +1,86 @@
+"""Read models of the catalog: a stream item or session item as the API, the WebSocket routes and the notifier see it.
+
+Rules:
+- Built only from items the catalog, notifier and thumbnail functions write (:mod:`capturestream.table` layout);
+  unknown attributes are ignored, so older readers survive newer writers.
+- Items hold object *paths*; URLs are made here from the CDN base URL the caller passes (it differs per
+  deployment, the items do not).
+- Nothing here carries a stream key or its hash: channel items are never read into these models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import table
+from .messages import StreamSummary
+from .models import MediaInfo, StreamStatus
+
+
+def media_url(cdn_base_url: str, path: str | None) -> str | None:
+    """The URL viewers fetch ``path`` (an object key) from, or None when there is no path."""
+    if not path:
+        return None
+    return f"{cdn_base_url.rstrip('/')}/{path}" if cdn_base_url else f"/{path}"
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    playback_id: str
+    session_id: str
+    channel_id: str | None = None
+    title: str = ""
+    status: StreamStatus = StreamStatus.LIVE
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration: float | None = None
+    playlist_path: str | None = None
+    media: MediaInfo = Field(default_factory=MediaInfo)
+    revision: int = 0
+
+
+class StreamView(_View):
+    """A channel's stream: the state of its latest broadcast, its audience and its latest thumbnail."""
+
+    viewer_count: int = 0
+    thumbnail_path: str | None = None
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> StreamView:
+        """A stream item (wire format) → the view (raises pydantic's ValidationError on a corrupt item)."""
+        return cls.model_validate(table.from_item(item))
+
+    def summary(self, cdn_base_url: str) -> StreamSummary:
+        """What a stream card and ``streamList``/``streamLive`` carry."""
+        return StreamSummary(
+            stream_id=self.playback_id,
+            title=self.title[:200],
+            status=self.status.value,
+            playback_url=media_url(cdn_base_url, self.playlist_path),
+            thumbnail_url=media_url(cdn_base_url, self.thumbnail_path),
+            viewer_count=self.viewer_count,
+            started_at=self.started_at,
+        )
+
+
+class SessionView(_View):
+    """One broadcast: its state and how much of it is in S3."""
+
+    segment_count: int = 0
+    last_segment_at: datetime | None = None
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> SessionView:
+        """A session item (wire format) → the view."""
+        return cls.model_validate(table.from_item(item))
+
+    def media_time_ms(self, at: datetime) -> int:
+        """Milliseconds of this broadcast's timeline at wall-clock ``at`` (0 before it started)."""
+        if self.started_at is None:
+            return 0
+        return max(0, int((at - self.started_at).total_seconds() * 1000))

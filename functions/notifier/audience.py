@@ -1,0 +1,69 @@
+"""The notifier's DynamoDB side: who watches a stream, how many distinct viewers that is, and stale cleanup.
+
+Runs in the handler's thread with a boto3 client (blocking calls stay off the fan-out's event loop).
+
+Rules:
+- Audiences are read with paginated queries (subscriptions in the stream's partition, the lobby on ``gsi1``),
+  once per stream per batch.
+- The stored ``viewer_count`` is written only when it differs, with a condition that the stream item exists:
+  a count never creates a stream item for a stream that was never live.
+- A stale connection (``GoneException``) is forgotten exactly: its subscriptions, then its item. The sender of
+  a message is never touched unless its own post came back Gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from capturestream import notifications, table
+
+
+def _pages(dynamodb: Any, table_name: str, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    start: dict[str, Any] | None = None
+    while True:
+        response = dynamodb.query(TableName=table_name, **query, **({"ExclusiveStartKey": start} if start else {}))
+        yield from response.get("Items", [])
+        start = response.get("LastEvaluatedKey")
+        if not start:
+            return
+
+
+def subscriptions(dynamodb: Any, table_name: str, playback_id: str) -> list[dict[str, Any]]:
+    """Every subscription item (``connection_id``, ``viewer``) of a stream."""
+    return list(_pages(dynamodb, table_name, table.subscriptions_query(playback_id)))
+
+
+def lobby(dynamodb: Any, table_name: str) -> list[str]:
+    """Connection ids of every registered connection."""
+    return [item["connection_id"]["S"] for item in _pages(dynamodb, table_name, table.lobby_query())]
+
+
+def connection_ids(subscription_items: list[dict[str, Any]]) -> list[str]:
+    """The connection ids of subscription items."""
+    return [item["connection_id"]["S"] for item in subscription_items]
+
+
+def store_viewer_count(dynamodb: Any, table_name: str, playback_id: str, items: list[dict[str, Any]]) -> int:
+    """Count distinct viewers and store the count on the stream item when it changed; return the count."""
+    count = notifications.viewer_count(items)
+    # Failing the condition means unchanged, or a stream that never went live: nothing to store.
+    with contextlib.suppress(dynamodb.exceptions.ConditionalCheckFailedException):
+        dynamodb.update_item(
+            TableName=table_name,
+            Key=table.stream_key(playback_id),
+            UpdateExpression="SET #count = :count",
+            ConditionExpression="attribute_exists(#pk) AND (attribute_not_exists(#count) OR #count <> :count)",
+            ExpressionAttributeNames={"#pk": table.PK, "#count": "viewer_count"},
+            ExpressionAttributeValues={":count": {"N": str(count)}},
+        )
+    return count
+
+
+def forget(dynamodb: Any, table_name: str, connection_id: str) -> None:
+    """Delete a stale connection's subscriptions and its item (idempotent)."""
+    found = dynamodb.get_item(TableName=table_name, Key=table.connection_key(connection_id), ConsistentRead=True)
+    keys = table.connection_forget_keys(found["Item"]) if "Item" in found else [table.connection_key(connection_id)]
+    for key in keys:
+        dynamodb.delete_item(TableName=table_name, Key=key)
