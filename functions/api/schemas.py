@@ -7,6 +7,9 @@ Rules:
 - A stream key appears in exactly one model, :class:`ChannelCredentials`, returned once at creation or
   rotation. Its hash never appears in any model; :class:`ChannelOut` is built field by field from a
   :class:`~capturestream.models.Channel` so a new model field cannot leak by accident.
+- Likewise public stream and chat models (:class:`StreamOut`, :class:`ChatMessageOut`) are built field by field
+  from the core read models, never from raw items: no key attribute (``pk``, ``gsi1pk``) or internal field
+  (``revision``, ``channel_id``) reaches a viewer.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-from capturestream.models import Channel
+from capturestream.chat import ChatEntry
+from capturestream.models import Channel, MediaInfo
+from capturestream.streams import SessionView, StreamView, media_url
 
 _WIRE = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
@@ -44,6 +49,11 @@ class CreateChannelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: ChannelName = Field(description="Display name, 1-100 printable characters.", examples=["My channel"])
+
+
+def watch_url(web_base_url: str, playback_id: str) -> str:
+    """The web app's watch page of a stream (relative when no ``WEB_BASE_URL`` is configured)."""
+    return f"{web_base_url.rstrip('/')}/watch.html?v={playback_id}"
 
 
 class ChannelOut(BaseModel):
@@ -96,6 +106,169 @@ class ChannelList(BaseModel):
 
     channels: list[ChannelOut]
     next_cursor: str | None = Field(default=None, description="Pass as ?cursor= for the next page; null at the end.")
+
+
+class MediaOut(BaseModel):
+    """What the publisher sends, as the ingest node measured it (any field may be null: OBS may omit metadata)."""
+
+    model_config = _WIRE
+
+    video_codec: str | None = Field(default=None, examples=["avc1.64001f"])
+    audio_codec: str | None = Field(default=None, examples=["mp4a.40.2"])
+    width: int | None = None
+    height: int | None = None
+    frame_rate: float | None = None
+    bitrate_kbps: float | None = None
+    keyframe_interval: float | None = Field(default=None, description="Seconds between keyframes.")
+
+    @classmethod
+    def of(cls, media: MediaInfo) -> MediaOut:
+        """The public view of ``media``."""
+        return cls(
+            video_codec=media.video_codec,
+            audio_codec=media.audio_codec,
+            width=media.width,
+            height=media.height,
+            frame_rate=media.frame_rate,
+            bitrate_kbps=media.bitrate_kbps,
+            keyframe_interval=media.keyframe_interval,
+        )
+
+
+class StreamOut(BaseModel):
+    """A channel's stream as viewers see it: the state of its latest broadcast."""
+
+    model_config = _WIRE
+
+    id: str = Field(description="The playback id (public; never the stream key).", examples=["k3x9q2m8a1b2c3d4"])
+    title: str
+    status: Literal["live", "reconnecting", "ended"]
+    playback_url: str | None = Field(description="HLS playlist of the latest broadcast on the CDN.")
+    thumbnail_url: str | None
+    watch_url: str
+    viewer_count: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration: float | None = Field(description="Seconds; set once the broadcast has ended.")
+    session_id: str = Field(description="The latest broadcast's id (``?session=`` of the chat endpoint).")
+    media: MediaOut
+
+    @classmethod
+    def fields_of(cls, view: StreamView, *, cdn_base_url: str, web_base_url: str) -> dict[str, object]:
+        """Constructor arguments of the public view of ``view`` (shared with :class:`StreamDetail`)."""
+        return {
+            "id": view.playback_id,
+            "title": view.title,
+            "status": view.status.value,
+            "playback_url": media_url(cdn_base_url, view.playlist_path),
+            "thumbnail_url": media_url(cdn_base_url, view.thumbnail_path),
+            "watch_url": watch_url(web_base_url, view.playback_id),
+            "viewer_count": max(view.viewer_count, 0),
+            "started_at": view.started_at,
+            "ended_at": view.ended_at,
+            "duration": view.duration,
+            "session_id": view.session_id,
+            "media": MediaOut.of(view.media),
+        }
+
+    @classmethod
+    def of(cls, view: StreamView, *, cdn_base_url: str, web_base_url: str) -> StreamOut:
+        """The public view of a stream item."""
+        return cls(**cls.fields_of(view, cdn_base_url=cdn_base_url, web_base_url=web_base_url))
+
+
+class StreamDetail(StreamOut):
+    """A stream with how much of its latest broadcast is in storage."""
+
+    segment_count: int = Field(description="Media segments of the latest broadcast stored so far.")
+    last_segment_at: datetime | None = Field(description="When the newest segment was stored.")
+
+    @classmethod
+    def of_session(
+        cls, view: StreamView, session: SessionView | None, *, cdn_base_url: str, web_base_url: str
+    ) -> StreamDetail:
+        """The public view of a stream item and its latest session item (None: not catalogued yet)."""
+        return cls(
+            **cls.fields_of(view, cdn_base_url=cdn_base_url, web_base_url=web_base_url),
+            segment_count=session.segment_count if session else 0,
+            last_segment_at=session.last_segment_at if session else None,
+        )
+
+
+class StreamList(BaseModel):
+    """One page of streams of one status, newest broadcast first."""
+
+    model_config = _WIRE
+
+    items: list[StreamOut]
+    next_cursor: str | None = Field(default=None, description="Pass as ?cursor= for the next page; null at the end.")
+
+
+class ChatMessageOut(BaseModel):
+    """One stored chat message, placed on the broadcast's timeline."""
+
+    model_config = _WIRE
+
+    id: str
+    user: str
+    text: str
+    ts: int = Field(description="Arrival time, epoch milliseconds.")
+    media_time: float = Field(description="Seconds since the broadcast started (the VOD player's currentTime).")
+
+    @classmethod
+    def of(cls, entry: ChatEntry) -> ChatMessageOut:
+        """The public view of a chat item (no user id, no stream ids)."""
+        return cls(id=entry.id, user=entry.user, text=entry.text, ts=entry.ts, media_time=entry.media_ms / 1000)
+
+
+class ChatPage(BaseModel):
+    """One page of a broadcast's chat, in media-time order."""
+
+    model_config = _WIRE
+
+    session_id: str = Field(description="The broadcast this chat belongs to; pass it with the cursor.")
+    items: list[ChatMessageOut]
+    next_cursor: str | None = Field(default=None, description="Pass as ?cursor= for the next page; null at the end.")
+
+
+CaptureSource = Literal["screen", "camera", "screen+camera"]
+
+
+class CaptureSettings(BaseModel):
+    """Browser studio capture settings (``getDisplayMedia``/``getUserMedia`` + ``MediaRecorder``)."""
+
+    model_config = _WIRE
+
+    source: CaptureSource = "screen"
+    width: int = Field(default=1280, ge=320, le=3840, multiple_of=2, description="Pixels, even.")
+    height: int = Field(default=720, ge=180, le=2160, multiple_of=2, description="Pixels, even.")
+    frame_rate: int = Field(default=30, ge=15, le=60)
+    video_bitrate_kbps: int = Field(default=2500, ge=300, le=8000)
+    audio_bitrate_kbps: int = Field(default=128, ge=32, le=320)
+    audio: bool = True
+    keyframe_interval_seconds: int = Field(default=1, ge=1, le=4)
+
+
+class CaptureConfigRequest(CaptureSettings):
+    """``POST /api/capture/config`` body: every field optional, camelCase only, no unknown fields, no coercion."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=False,
+        validate_by_alias=True,
+        extra="forbid",
+        strict=True,
+        frozen=True,
+    )
+
+
+class CaptureConfig(CaptureSettings):
+    """The normalised capture settings plus how the browser should record them."""
+
+    recommended_mime_types: list[str] = Field(
+        description="Try in order with MediaRecorder.isTypeSupported; the first supported one wins."
+    )
+    timeslice_ms: int = Field(description="MediaRecorder.start(timeslice): one chunk per interval to the socket.")
 
 
 class StatusChecks(BaseModel):

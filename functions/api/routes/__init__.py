@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import channels, status
+from . import capture, channels, status, streams
 
 api_router = APIRouter(prefix="/api")
 api_router.include_router(status.router)
 api_router.include_router(channels.router)
+api_router.include_router(streams.router)
+api_router.include_router(capture.router)
 
 __all__ = ["api_router"]

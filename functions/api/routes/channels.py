@@ -13,14 +13,11 @@ Rules:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.exceptions import RequestValidationError
 
 from capturestream import table
 from capturestream.errors import Conflict, NotFound
@@ -30,7 +27,16 @@ from capturestream.settings import ApiSettings
 
 from ..deps import CurrentUser, DynamoDep, SettingsDep, no_store
 from ..errors import LimitExceeded
-from ..schemas import ChannelCredentials, ChannelList, ChannelOut, CreateChannelRequest, ErrorResponse, IngestInfo
+from ..pagination import GSI1_KEY, CursorParam, query_page
+from ..schemas import (
+    ChannelCredentials,
+    ChannelList,
+    ChannelOut,
+    CreateChannelRequest,
+    ErrorResponse,
+    IngestInfo,
+    watch_url,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +45,6 @@ MAX_CHANNELS_PER_OWNER = 20
 #: Default and maximum page size of ``GET /api/channels/me``.
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
-_MAX_CURSOR_LENGTH = 2048
 _CREATE_ATTEMPTS = 3
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -56,7 +61,7 @@ def _credentials(channel: Channel, issued: IssuedStreamKey, settings: ApiSetting
         channel=ChannelOut.of(channel),
         stream_key=key,
         ingest=IngestInfo(server=settings.rtmp_ingest_url, stream_key=key),
-        watch_url=f"{settings.web_base_url.rstrip('/')}/watch.html?v={channel.playback_id}",
+        watch_url=watch_url(settings.web_base_url, channel.playback_id),
     )
 
 
@@ -123,55 +128,23 @@ def list_my_channels(
     settings: SettingsDep,
     dynamodb: DynamoDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=_MAX_CURSOR_LENGTH)] = None,
+    cursor: CursorParam = None,
 ) -> ChannelList:
     """List the caller's channels, oldest first, without stream keys."""
     query = table.owner_channels_query(user.id)
-    if cursor is not None:
-        query["ExclusiveStartKey"] = _decode_cursor(cursor, query)
-    try:
-        page = dynamodb.query(TableName=settings.table_name, Limit=limit, **query)
-    except dynamodb.exceptions.ClientError as exc:  # e.g. "starting key is outside query boundaries"
-        if cursor is None or exc.response.get("Error", {}).get("Code") != "ValidationException":
-            raise
-        raise _bad_cursor() from None
-    channels = [ChannelOut.of(table.channel_from_item(item)) for item in page.get("Items", [])]
-    last = page.get("LastEvaluatedKey")
-    return ChannelList(channels=channels, next_cursor=_encode_cursor(last) if last else None)
-
-
-def _encode_cursor(last_evaluated_key: dict[str, Any]) -> str:
-    raw = json.dumps(last_evaluated_key, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, query: dict[str, Any]) -> dict[str, Any]:
-    """The ``ExclusiveStartKey`` inside ``cursor``, checked against this owner's query.
-
-    Raises:
-        RequestValidationError: (→ 422 on ``query.cursor``) for anything we did not issue to this owner.
-    """
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):
-        decoded = None
     values = query["ExpressionAttributeValues"]
-    expected = {table.PK, table.SK, table.GSI1_PK, table.GSI1_SK}
-    valid = (
-        isinstance(decoded, dict)
-        and set(decoded) == expected
-        and all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in decoded.values())
-        and decoded[table.GSI1_PK] == values[":owner"]
-        and decoded[table.GSI1_SK]["S"].startswith(values[":prefix"]["S"])
-        and decoded[table.PK]["S"].startswith(table.CHANNEL_PREFIX)
-        and decoded[table.SK]["S"] == table.CHANNEL_SK
+
+    def own_channel(key: Mapping[str, str]) -> bool:
+        return (
+            key[table.GSI1_PK] == values[":owner"]["S"]
+            and key[table.GSI1_SK].startswith(values[":prefix"]["S"])
+            and key[table.PK].startswith(table.CHANNEL_PREFIX)
+            and key[table.SK] == table.CHANNEL_SK
+        )
+
+    items, next_cursor = query_page(
+        dynamodb, settings.table_name, {**query, "Limit": limit}, cursor, names=GSI1_KEY, accept=own_channel
     )
-    if not valid:
-        raise _bad_cursor()
-    return decoded
-
-
-def _bad_cursor() -> RequestValidationError:
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("query", "cursor"), "msg": "invalid pagination cursor"}]
+    return ChannelList(
+        channels=[ChannelOut.of(table.channel_from_item(item)) for item in items], next_cursor=next_cursor
     )
