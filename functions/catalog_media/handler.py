@@ -54,9 +54,9 @@ def apply_manifest(media: events.MediaObjectCreated, *, s3: Any, dynamodb: Any, 
     body = SessionManifestBody.model_validate_json(raw)
     if (body.playback_id, body.session_id) != (key.playback_id, key.session_id):
         raise InvalidManifest(f"manifest ids do not match its key {key.key}")
+    _conditional(dynamodb, table_name, catalog.stream_update(body, key.kind))  # first: viewers are waiting on it
     if not _conditional(dynamodb, table_name, catalog.session_update(body, key.kind)):
         dynamodb.update_item(TableName=table_name, **catalog.session_fields_update(body))
-    _conditional(dynamodb, table_name, catalog.stream_update(body, key.kind))
 
 
 def _conditional(dynamodb: Any, table_name: str, update: dict[str, Any]) -> bool:

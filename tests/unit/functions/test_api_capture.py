@@ -7,11 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.unit.functions import test_api as base
-from tests.unit.functions.test_api import call
+from tests.support.api import call
 
 #: The REST function's environment on moto, without a table (this route must not need one).
-api_env = base.api_env
 
 PATH = "/api/capture/config"
 DEFAULTS = {

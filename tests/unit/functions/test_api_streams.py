@@ -19,11 +19,7 @@ from capturestream.chat import ChatEntry, new_message_id
 from capturestream.models import MediaInfo, SessionManifestBody, hash_stream_key, new_playback_id, new_session_id
 from capturestream.settings import get_settings
 from functions.api import handler as api_handler
-from tests.unit.functions import test_api as base
-from tests.unit.functions.test_api import TABLE, WEB, call, create, event
-
-#: The REST function's fixtures (environment on moto; the table from template.yaml), shared with test_api.
-api_env, dynamodb = base.api_env, base.dynamodb
+from tests.support.api import TABLE, WEB, call, create, event
 
 CDN = "https://cdn.test"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
