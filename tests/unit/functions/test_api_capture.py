@@ -9,8 +9,6 @@ import pytest
 
 from tests.support.api import call
 
-#: The REST function's environment on moto, without a table (this route must not need one).
-
 PATH = "/api/capture/config"
 DEFAULTS = {
     "source": "screen",
