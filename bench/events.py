@@ -54,6 +54,7 @@ from typing import Any
 
 from aiobotocore.session import get_session
 
+from bench import _fanout, _viewer
 from bench._stats import (
     add_common_arguments,
     environment,
@@ -503,10 +504,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--puts", type=int, default=200, help="measured puts per block type (default 200)")
     parser.add_argument("--block", type=int, default=50, help="puts per block; block types rotate (default 50)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 30 puts per block type, blocks of 15")
+    parser.add_argument(
+        "--viewer-events",
+        type=int,
+        default=200,
+        help="S3 → WebSocket viewer events through `up` (default 200; 0 skips)",
+    )
+    parser.add_argument("--fanout-sizes", default="1000,10000", help="fan-out viewer counts (default 1000,10000)")
+    parser.add_argument("--fanout-reps", type=int, default=3, help="fan-out rounds per size (default 3; 0 skips)")
     add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.puts, args.block = 30, 15
+        args.viewer_events, args.fanout_sizes, args.fanout_reps = 20, "20", 1
     if args.puts < 1 or args.block < 1:
         parser.error("--puts and --block must be >= 1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -558,7 +568,41 @@ def main(argv: list[str] | None = None) -> int:
         args.results_dir,
     )
     print(f"\nRaw results: {shown(path)}")
-    return 1 if any(lost.values()) else 0
+    failed = any(lost.values())
+    if args.viewer_events > 0:
+        failed |= _viewer_section(args, factory, env)
+    if args.fanout_reps > 0:
+        failed |= _fanout_section(args, factory, env)
+    return 1 if failed else 0
+
+
+def _viewer_section(args: argparse.Namespace, factory: Any, env: dict[str, Any]) -> bool:
+    """S3 put → … → WebSocket viewer through a real ``capturestream up``; True when events were lost."""
+    with asyncio.Runner(loop_factory=factory) as runner:
+        result = runner.run(asyncio.wait_for(_viewer.measure(args.viewer_events), 60 + args.viewer_events * 3.5))
+    table_text, summary = _viewer.report(result)
+    print(f"\n## S3 manifest → DynamoDB → notifier → WebSocket viewer, {args.viewer_events} sequential events\n")
+    print(table_text)
+    print(
+        f"\n`up` subprocess ready in {result['setup_seconds']:.2f} s; lost {result['lost']}. {environment_line(env)}."
+    )
+    path = write_results("events-viewer", {"bench": "events-viewer", "environment": env, **summary, "raw": result},
+                         args.results_dir)  # fmt: skip
+    print(f"Raw results: {shown(path)}")
+    return result["lost"] > 0
+
+
+def _fanout_section(args: argparse.Namespace, factory: Any, env: dict[str, Any]) -> bool:
+    """One notification to N emulator connections with the notifier's poster, beside aiobotocore."""
+    sizes = [int(size) for size in args.fanout_sizes.split(",")]
+    with asyncio.Runner(loop_factory=factory) as runner:
+        summaries = runner.run(_fanout.run_fanout(sizes, args.fanout_reps, reference_sizes=[min(sizes)]))
+    print("\n## Fan-out: one notification → N WebSocket viewers, one `@connections` POST each\n")
+    print(_fanout.table(summaries))
+    path = write_results("events-fanout", {"bench": "events-fanout", "environment": env, "summaries": summaries},
+                         args.results_dir)  # fmt: skip
+    print(f"\nRaw results: {shown(path)}")
+    return any(s.get("fails") for s in summaries)
 
 
 if __name__ == "__main__":
