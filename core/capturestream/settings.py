@@ -58,6 +58,9 @@ class NotifierSettings(FunctionSettings):
     cdn_base_url: str = Field(default="", alias="CDN_BASE_URL")
     #: Posts in flight per fan-out (FANOUT.md: ~64 is fastest; more only adds scheduling cost).
     fanout_concurrency: int = Field(default=64, ge=1, le=512, alias="FANOUT_CONCURRENCY")
+    #: Most ``@connections`` posts per second from one notifier; API Gateway's account quota (10,000 RPS) is
+    #: shared with every other API call, so the default leaves room for the WebSocket function's replies.
+    fanout_max_rps: float = Field(default=8000, gt=0, le=100_000, alias="FANOUT_MAX_RPS")
 
 
 class ApiSettings(FunctionSettings):

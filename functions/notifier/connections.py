@@ -34,6 +34,7 @@ import hashlib
 import logging
 import random
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -117,6 +118,9 @@ class ConnectionPoster:
             counts as a connection error.
         retries: Extra attempts after a retryable failure (429, 5xx, connection error, timeout).
         backoff: Base delay in seconds; attempt ``n`` waits up to ``backoff * 2**n`` (full jitter).
+        max_rps: Most requests per second (retries included), or None for no cap. API Gateway allows 10,000
+            requests per second per account across every API, ``@connections`` included; the cap is a token
+            bucket holding one second's worth, so a single fan-out of up to ``max_rps`` goes out at full speed.
 
     An instance belongs to the event loop it was opened in (aiohttp's rule); from synchronous code, run its
     coroutines on :mod:`functions.notifier.background_loop`.
@@ -135,6 +139,7 @@ class ConnectionPoster:
         timeout: float = 5.0,
         retries: int = 2,
         backoff: float = 0.05,
+        max_rps: float | None = None,
     ) -> None:
         if in_flight < 1 or retries < 0:
             raise ValueError("in_flight must be >= 1 and retries >= 0")
@@ -152,6 +157,7 @@ class ConnectionPoster:
         self._path_prefix = f"{urlsplit(endpoint).path}/@connections/"
         self._canonical_prefix = canonical_uri(self._path_prefix + "x", _SERVICE)[:-1]
         self._in_flight = in_flight
+        self._rate = _RateLimit(max_rps) if max_rps else None
         # No total timeout: its per-request timer costs ~10 µs of the ~110 µs a message costs (measured); connect
         # and read timers bound every wait that matters, and callers bound the whole fan-out (BackgroundLoop.run).
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
@@ -289,6 +295,8 @@ class ConnectionPoster:
         if http is None:
             raise RuntimeError("use ConnectionPoster as an async context manager")
         quoted_id, canonical_path = paths
+        if self._rate is not None:
+            await self._rate.take()
         headers = self._signer.sign(
             "POST",
             self._host,
@@ -305,6 +313,27 @@ class ConnectionPoster:
                 return status, "", ""
             error_type = response.headers.get("x-amzn-ErrorType", "HTTPError").split(":")[0]
             return status, error_type, body[:300].decode("utf-8", "replace")
+
+
+class _RateLimit:
+    """A token bucket of ``rate`` tokens per second holding at most one second's worth (shared by the workers)."""
+
+    def __init__(self, rate: float) -> None:
+        if rate <= 0:
+            raise ValueError("max_rps must be positive")
+        self._rate = rate
+        self._tokens = rate
+        self._at = time.monotonic()
+
+    async def take(self) -> None:
+        while True:
+            now = time.monotonic()
+            self._tokens = min(self._rate, self._tokens + (now - self._at) * self._rate)
+            self._at = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            await asyncio.sleep((1 - self._tokens) / self._rate)
 
 
 def _check_size(data: bytes) -> None:

@@ -58,7 +58,9 @@ def handler(event: dict, context: Any) -> dict:
 
 async def _deliver(settings: NotifierSettings, posts: list[tuple[bytes, list[str]]]) -> set[str]:
     """Post each message to its connections, in order; return the ids that are gone."""
-    poster = await shared_poster(settings.ws_endpoint, in_flight=settings.fanout_concurrency)
+    poster = await shared_poster(
+        settings.ws_endpoint, in_flight=settings.fanout_concurrency, max_rps=settings.fanout_max_rps
+    )
     gone: set[str] = set()
     for data, ids in posts:
         result = await poster.post_many([i for i in ids if i not in gone], data)

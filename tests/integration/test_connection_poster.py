@@ -172,6 +172,20 @@ async def test_500_and_429_are_retried_then_delivered(serve) -> None:
     assert result.delivered == 1 and server.calls == {"flaky0000=": 3, "busy0000=": 2}
 
 
+async def test_max_rps_caps_the_sustained_rate_but_not_one_burst(serve) -> None:
+    """A bucket of 200/s holds one second's worth: 200 posts go at once, the next 100 need ~0.5 s more."""
+    ids = [f"rate{index:04d}=" for index in range(300)]
+    server, endpoint = await scripted(serve, {i: [200] for i in ids})
+    async with ConnectionPoster(endpoint, max_rps=200) as poster:
+        started = time.monotonic()
+        burst = await poster.post_many(ids[:200], MESSAGE)
+        burst_seconds = time.monotonic() - started
+        rest = await poster.post_many(ids[200:], MESSAGE)
+        total = time.monotonic() - started
+    assert burst.delivered == 200 and rest.delivered == 100 and sum(server.calls.values()) == 300
+    assert burst_seconds < 0.4 and 0.45 <= total < 2.0, (burst_seconds, total)
+
+
 async def test_retries_are_bounded_and_4xx_is_not_retried(serve) -> None:
     scripts = {"down0000=": [500], "bad id": [403], "gone0000=": [410], "fine0000=": [200], "huge0000=": [413]}
     server, endpoint = await scripted(serve, scripts)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from capturestream import events, keys, messages
+from capturestream import events, keys, messages, notifications
 from capturestream.errors import InvalidEvent
 
 SAMPLES = Path(__file__).parents[3] / "events"
@@ -24,6 +24,8 @@ SAMPLE_KINDS = {
     "ws_connect.json": "ws",
     "ws_disconnect.json": "ws",
     "ws_default_chat.json": "ws",
+    "ws_default_subscribe.json": "ws",
+    "notifier_dynamodb_stream.json": "dynamodb",
     "api_get_status.json": "http",
     "api_post_channels.json": "http",
 }
@@ -51,6 +53,7 @@ def test_catalog_sample_is_an_sqs_wrapped_eventbridge_started_manifest() -> None
         ("ws_connect.json", "$connect", "CONNECT"),
         ("ws_disconnect.json", "$disconnect", "DISCONNECT"),
         ("ws_default_chat.json", "$default", "MESSAGE"),
+        ("ws_default_subscribe.json", "$default", "MESSAGE"),
     ],
 )
 def test_websocket_samples_have_the_api_gateway_shape(name: str, route: str, event_type: str) -> None:
@@ -64,6 +67,16 @@ def test_websocket_samples_have_the_api_gateway_shape(name: str, route: str, eve
 def test_chat_sample_body_is_a_valid_client_message() -> None:
     message = messages.parse_client_message(load("ws_default_chat.json")["body"])
     assert message == messages.SendChatMessage(stream_id="pb1", text="Hello from the chat!")
+    subscribe = messages.parse_client_message(load("ws_default_subscribe.json")["body"])
+    assert subscribe == messages.SubscribeMessage(stream_id="pb1")
+
+
+def test_notifier_sample_is_a_dynamodb_streams_batch_with_something_to_say() -> None:
+    event = load("notifier_dynamodb_stream.json")
+    assert {r["eventSource"] for r in event["Records"]} == {"aws:dynamodb"}
+    assert all(r["dynamodb"]["StreamViewType"] == "NEW_AND_OLD_IMAGES" for r in event["Records"])
+    plan = notifications.plan(event, "https://cdn.example.com")
+    assert [n.message.type for n in plan.notifications] == ["chat", "streamEnded"] and plan.recount == {"pb1"}
 
 
 @pytest.mark.parametrize(
