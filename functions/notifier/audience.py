@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from capturestream import notifications, table
+from capturestream import messages, notifications, table
 
 
 def _pages(dynamodb: Any, table_name: str, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -67,3 +67,30 @@ def forget(dynamodb: Any, table_name: str, connection_id: str) -> None:
     keys = table.connection_forget_keys(found["Item"]) if "Item" in found else [table.connection_key(connection_id)]
     for key in keys:
         dynamodb.delete_item(TableName=table_name, Key=key)
+
+
+def addressed(plan: notifications.Plan, dynamodb: Any, table_name: str) -> list[tuple[bytes, list[str]]]:
+    """Every message of ``plan`` (encoded) with the connection ids it goes to, in plan order; viewer counts
+    are recounted (and stored) here, one per stream, after the batch's other messages."""
+    subscribers = {
+        playback_id: subscriptions(dynamodb, table_name, playback_id)
+        for playback_id in {n.playback_id for n in plan.notifications} | plan.recount
+    }
+    wide = plan.recount or any(n.audience is notifications.Audience.EVERYONE for n in plan.notifications)
+    everyone = lobby(dynamodb, table_name) if wide else []
+    posts: list[tuple[bytes, list[str]]] = []
+    for note in plan.notifications:
+        ids = connection_ids(subscribers[note.playback_id])
+        if note.audience is notifications.Audience.EVERYONE:
+            ids = list(dict.fromkeys([*everyone, *ids]))
+        posts.append((messages.encode(note.message).encode(), ids))
+    for playback_id in sorted(plan.recount):
+        count = store_viewer_count(dynamodb, table_name, playback_id, subscribers[playback_id])
+        message = messages.ViewerCountMessage(stream_id=playback_id, count=count)
+        posts.append(
+            (
+                messages.encode(message).encode(),
+                list(dict.fromkeys([*everyone, *connection_ids(subscribers[playback_id])])),
+            )
+        )
+    return posts

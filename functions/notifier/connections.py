@@ -341,6 +341,16 @@ def _check_size(data: bytes) -> None:
         raise ValueError(f"message of {len(data)} bytes is over the {MAX_MESSAGE_BYTES}-byte WebSocket payload quota")
 
 
+async def deliver_in_order(poster: ConnectionPoster, posts: Iterable[tuple[bytes, list[str]]]) -> set[str]:
+    """Post each message to its connections, one message after the other (so every connection sees them in
+    order); connections found gone are skipped for later messages. Returns the gone ids."""
+    gone: set[str] = set()
+    for data, ids in posts:
+        result = await poster.post_many([i for i in ids if i not in gone], data)
+        gone.update(result.gone)
+    return gone
+
+
 _shared: dict[str, ConnectionPoster] = {}
 
 
