@@ -176,7 +176,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"{'api status':<14} {health.get('status')}")
     print(f"{'live streams':<14} {len(streams)}")
     for stream in streams:
-        print(f"  {stream['streamId']}  since {stream.get('startedAt', '?')}  {stream.get('playbackUrl', '')}")
+        print(
+            f"  {stream['streamId']}  {stream.get('status', 'live'):<12} {stream.get('viewerCount', 0):>5} watching"
+            f"  {stream.get('title') or '-'}  since {stream.get('startedAt', '?')}  {stream.get('playbackUrl', '')}"
+        )
     return 0
 
 

@@ -13,7 +13,8 @@ Rules:
   registered connections and the stream's subscribers): the live grid shows every stream.
 - ``chat`` for every new chat item, to the stream's subscribers only.
 - Subscription inserts and removals only mark the stream for a recount; the notifier counts distinct viewers
-  once per stream per batch (coalescing a burst of joins into one ``viewerCount``).
+  once per stream per batch (coalescing a burst of joins into one ``viewerCount``). A stream going live is
+  recounted too: its watch pages may have subscribed before its item existed.
 - A change of ``viewer_count`` alone is the notifier's own write: it triggers nothing (no feedback loop).
 - Records of other items (channels, sessions, connections) are ignored.
 """
@@ -74,7 +75,12 @@ def plan(event: Mapping[str, Any], cdn_base_url: str) -> Plan:
         pk, sk = keys.get(table.PK, {}).get("S", ""), keys.get(table.SK, {}).get("S", "")
         old, new = change.get("OldImage"), change.get("NewImage")
         if pk.startswith(table.STREAM_PREFIX) and sk == table.STREAM_SK:
-            result.notifications += _stream_changes(old, new, cdn_base_url)
+            found = _stream_changes(old, new, cdn_base_url)
+            result.notifications += found
+            if any(isinstance(n.message, messages.StreamLiveMessage) for n in found):
+                # Viewers may have subscribed before the stream item existed (a watch page open before go-live):
+                # their count could not be stored then, so count again now.
+                result.recount.add(pk.removeprefix(table.STREAM_PREFIX))
         elif pk.startswith(table.STREAM_PREFIX) and sk.startswith(table.SUBSCRIPTION_PREFIX):
             if (old is None) != (new is None):  # a join or a leave, not a TTL refresh
                 result.recount.add(pk.removeprefix(table.STREAM_PREFIX))

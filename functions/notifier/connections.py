@@ -373,3 +373,11 @@ async def shared_poster(endpoint: str, **options: Any) -> ConnectionPoster:
         poster._open()
         _shared[endpoint] = poster
     return poster
+
+
+async def close_shared() -> None:
+    """Close and forget every shared poster (tests; a Lambda environment just freezes with them open)."""
+    posters = list(_shared.values())
+    _shared.clear()
+    for poster in posters:
+        await poster.close()

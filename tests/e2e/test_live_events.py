@@ -116,6 +116,9 @@ async def test_a_broadcast_seen_by_websocket_viewers_and_the_rest_api(system: Sy
 
             status, listing = system.request("GET", "/api/streams", token=None)
             assert status == 200 and playback_id in [s["id"] for s in listing["items"]]
+            shown = system.cli("status").stdout  # what a developer sees
+            line = next(line for line in shown.splitlines() if playback_id in line)
+            assert "live" in line and "1 watching" in line and "Events e2e" in line, shown
 
             # A second viewer joins (and the first one's second tab does not count twice), then leaves.
             bob = await Viewer(http, f"{ws_url}?viewer=bob-1").open()

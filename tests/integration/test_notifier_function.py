@@ -22,6 +22,7 @@ from capturestream import table
 from capturestream.settings import get_settings
 from devstack.lambda_runtime import LocalFunction
 from devstack.ws_gateway import WebSocketGateway
+from functions.notifier import background_loop, connections
 from tests.support.aws import create_media_table
 
 TABLE = "capturestream-MediaTable"
@@ -54,6 +55,7 @@ async def stack(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
         yield {"gateway": gateway, "dynamodb": dynamodb, **sockets}
         for name in ("alice", "bob", "lobby"):
             await sockets[name].close()
+    background_loop.run(connections.close_shared(), timeout=5)
     get_settings.cache_clear()
 
 

@@ -70,8 +70,10 @@ def test_a_new_broadcast_after_an_ended_one_is_live_again() -> None:
                            "status": "live"})  # fmt: skip
     event = {"Records": [{"eventName": "MODIFY", "dynamodb": {"Keys": table.stream_key("pb1"), "OldImage": ended,
                                                               "NewImage": fresh}}]}  # fmt: skip
-    (note,) = notifications.plan(event, CDN).notifications
+    plan = notifications.plan(event, CDN)
+    (note,) = plan.notifications
     assert note.message.type == "streamLive" and note.message.stream.status == "live"
+    assert plan.recount == {"pb1"}  # watch pages that subscribed before go-live get counted now
 
 
 def test_viewer_count_counts_people_not_tabs() -> None:
