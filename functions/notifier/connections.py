@@ -30,6 +30,8 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import hashlib
 import logging
 import random
@@ -371,8 +373,18 @@ async def shared_poster(endpoint: str, **options: Any) -> ConnectionPoster:
     if poster is None or not poster.usable:
         poster = ConnectionPoster(endpoint, **options)
         poster._open()
+        if not _shared:
+            atexit.register(_close_at_exit)
         _shared[endpoint] = poster
     return poster
+
+
+def _close_at_exit() -> None:
+    """Close the shared posters on their own loop before the interpreter exits (no "Unclosed client session")."""
+    loops = {poster._loop for poster in _shared.values() if poster._loop is not None and poster._loop.is_running()}
+    for loop in loops:
+        with contextlib.suppress(Exception):  # shutting down: a loop that is already gone has nothing to close
+            asyncio.run_coroutine_threadsafe(close_shared(), loop).result(timeout=2)
 
 
 async def close_shared() -> None:
