@@ -358,7 +358,7 @@ async def _running(tmp: Path, timings: Timings) -> Any:
             region=spec.region,
             account_id=spec.account_id,
         )
-        (sqs_spec,) = fn.sqs_sources
+        (sqs_spec,) = [source for source in fn.sqs_sources if source.queue_logical_id == "CatalogQueue"]  # manifests
         queue = provisioned.queues[sqs_spec.queue_logical_id]
         catalog_source = SqsEventSource(
             queue.url,

@@ -180,9 +180,12 @@ class LocalStack:
 
     async def _drain_queues(self, timeout: float = 3.0) -> None:
         """Wait (bounded) until the SQS sources have nothing visible or in flight."""
-        queues = [source.queue_url for source in self.sources if isinstance(source, SqsEventSource)]
+        pollers = [source for source in self.sources if isinstance(source, SqsEventSource)]
+        queues = [source.queue_url for source in pollers]
         if not queues:
             return
+        for poller in pollers:  # e.g. segments batched for 5 s: deliver what is gathered now
+            poller.hurry()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         async with get_session().create_client("sqs") as sqs:

@@ -1,8 +1,11 @@
 """Catalog function: session manifests and segments in S3 (via EventBridge → SQS) → stream and session items.
 
-Partial batch failures are reported per SQS message, so one bad manifest goes back to the queue (and after
-``maxReceiveCount`` to the DLQ) without failing its neighbours. Skipped bodies (TestEvent, foreign keys, objects
-the catalog does not track) count as done. The update rules live in :mod:`capturestream.catalog`.
+Two queues feed it (template.yaml): manifests one at a time, at once; segments in batches gathered for a few
+seconds, coalesced here to one update per session (its newest segment). Partial batch failures are reported per
+SQS message, so one bad manifest goes back to the queue (and after ``maxReceiveCount`` to the DLQ) without failing
+its neighbours; a failed session update fails exactly the messages of that session's segments. Skipped bodies
+(TestEvent, foreign keys, objects the catalog does not track) count as done. The update rules live in
+:mod:`capturestream.catalog`.
 """
 
 from __future__ import annotations
@@ -28,27 +31,35 @@ def _clients() -> tuple[Any, Any]:
 
 
 def handler(event: dict, context: Any) -> dict:
-    """Apply every manifest and segment in the batch; report the messages that failed."""
-    items = events.parse_sqs(event)
+    """Apply every manifest and the newest segment of each session in the batch; report the failed messages."""
     s3, dynamodb = _clients()
     table_name = get_settings(FunctionSettings).table_name
-    failures = []
-    for item in items:
-        try:
-            for media in item.events:
-                if isinstance(media.media_key, keys.SessionManifest):
+    failed: set[str] = set()
+    newest: dict[str, tuple[events.MediaObjectCreated, set[str]]] = {}  # session id → newest segment, message ids
+    for item in events.parse_sqs(event):
+        for media in item.events:
+            key = media.media_key
+            if isinstance(key, keys.LiveSegment):
+                best, ids = newest.get(key.session_id, (media, set()))
+                newest[key.session_id] = (max(best, media, key=lambda m: m.media_key.sequence), ids | {item.message_id})
+            elif isinstance(key, keys.SessionManifest):
+                try:
                     apply_manifest(media, s3=s3, dynamodb=dynamodb, table_name=table_name)
-                elif isinstance(media.media_key, keys.LiveSegment):
-                    stored_at = media.object.event_time or datetime.now(UTC)
-                    _conditional(dynamodb, table_name, catalog.segment_update(media.media_key, stored_at))
+                except Exception:
+                    log.exception("manifest update failed", extra={"message_id": item.message_id, "key": key.key})
+                    failed.add(item.message_id)
+    for session_id, (media, ids) in newest.items():
+        try:
+            stored_at = media.object.event_time or datetime.now(UTC)
+            _conditional(dynamodb, table_name, catalog.segment_update(media.media_key, stored_at))
         except Exception:
-            log.exception("catalog update failed", extra={"message_id": item.message_id})
-            failures.append({"itemIdentifier": item.message_id})
-    return {"batchItemFailures": failures}
+            log.exception("segment count update failed", extra={"session_id": session_id})
+            failed |= ids
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in sorted(failed)]}
 
 
 def apply_manifest(media: events.MediaObjectCreated, *, s3: Any, dynamodb: Any, table_name: str) -> None:
-    """Read one manifest object and apply it to its session and stream items."""
+    """Read one manifest object and apply it to its stream and session items."""
     key = media.media_key
     raw = s3.get_object(Bucket=media.object.bucket, Key=key.key)["Body"].read()
     body = SessionManifestBody.model_validate_json(raw)

@@ -227,6 +227,25 @@ async def test_batching_window_gathers_messages_into_one_invocation(aws, running
     assert source.stats.invocations == 1
 
 
+async def test_hurry_delivers_a_gathering_batch_without_waiting_out_the_window(aws, running, moto_endpoint) -> None:
+    """Before a shutdown, a 30 s window must not hold the drain: ``hurry()`` delivers what was gathered now."""
+    sqs = aws("sqs")
+    url, arn = create_queue(sqs, "slow-window")
+    calls = Calls()
+    source = sqs_source(
+        url, arn, LocalFunction("fn", lambda e, c: calls.add(e)), moto_endpoint,
+        pollers=1, batch_size=100, maximum_batching_window=30,
+    )  # fmt: skip
+    await running(source)
+    sqs.send_message(QueueUrl=url, MessageBody="gathered")
+    await asyncio.sleep(0.5)
+    assert source.stats.invocations == 0  # still inside the window
+    started = time.monotonic()
+    source.hurry()
+    event = await calls.next(timeout=3)
+    assert [r["body"] for r in event["Records"]] == ["gathered"] and time.monotonic() - started < 2.5
+
+
 async def test_always_failing_record_ends_in_dlq_after_max_receive_count(aws, running, moto_endpoint) -> None:
     sqs = aws("sqs")
     dlq_url, dlq_arn = create_queue(sqs, "media-events-dlq")

@@ -309,10 +309,7 @@ def test_spec_rule_pattern_is_resolved_with_the_local_bucket_name(spec) -> None:
     assert dict(rule.event_pattern) == {
         "source": ["aws.s3"],
         "detail-type": ["Object Created"],
-        "detail": {
-            "bucket": {"name": [MEDIA_BUCKET]},
-            "object": {"key": [{"prefix": "sessions/"}, {"wildcard": "live/*/seg_*.m4s"}]},
-        },
+        "detail": {"bucket": {"name": [MEDIA_BUCKET]}, "object": {"key": [{"prefix": "sessions/"}]}},
     }
     assert [(t.target_id, t.queue_logical_id) for t in rule.targets] == [("CatalogQueue", "CatalogQueue")]
 
@@ -337,9 +334,10 @@ def test_spec_functions_merge_globals(spec) -> None:  # noqa: ANN001
         "MEDIA_BUCKET": MEDIA_BUCKET,
         "LOG_LEVEL": "INFO",
     }
-    (source,) = catalog.sqs_sources
-    assert (source.queue_logical_id, source.batch_size, source.batching_window) == ("CatalogQueue", 10, 0)
-    assert source.report_batch_item_failures and source.enabled
+    manifests, segments = sorted(catalog.sqs_sources, key=lambda source: source.queue_logical_id)
+    assert (manifests.queue_logical_id, manifests.batch_size, manifests.batching_window) == ("CatalogQueue", 10, 0)
+    assert (segments.queue_logical_id, segments.batch_size, segments.batching_window) == ("SegmentQueue", 100, 5)
+    assert all(s.report_batch_item_failures and s.enabled for s in (manifests, segments))
     api = spec.functions["ApiFunction"].environment
     assert api["TABLE_NAME"] == "capturestream-MediaTable" and api["LOG_LEVEL"] == "INFO"
     assert api["CORS_ALLOW_ORIGINS"] == "http://localhost:8000,http://127.0.0.1:8000"

@@ -210,6 +210,29 @@ def test_bad_manifest_fails_only_its_message(aws) -> None:
     assert _session(dynamodb)["status"] == "live"
 
 
+def test_a_segment_batch_is_one_update_per_session_and_fails_only_that_sessions_messages(aws, monkeypatch) -> None:
+    """Segments arrive in batches of up to 100: the newest per session is applied (one UpdateItem each); a failing
+    session reports exactly its own messages."""
+    s3, dynamodb = aws
+    other, broken = "20261125T160000Z-bbbbbb", "20261125T170000Z-cccccc"
+    batch = [(SID, 3), (SID, 1), (other, 5), (broken, 7), (SID, 2), (broken, 8)]
+    event = _sqs_event(*(keys.LiveSegment(playback_id=PB, session_id=sid, sequence=n).key for sid, n in batch))
+    updates = []
+    real_update = catalog_handler.catalog.segment_update
+
+    def segment_update(segment, stored_at):  # noqa: ANN001, ANN202
+        updates.append((segment.session_id, segment.sequence))
+        if segment.session_id == broken:
+            raise RuntimeError("DynamoDB is down for this one")
+        return real_update(segment, stored_at)
+
+    monkeypatch.setattr(catalog_handler.catalog, "segment_update", segment_update)
+    result = catalog_handler.handler(event, None)
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m3"}, {"itemIdentifier": "m5"}]}
+    assert sorted(updates) == [(SID, 3), (other, 5), (broken, 8)]
+    assert _session(dynamodb)["segment_count"] == 4 and _session(dynamodb, other)["segment_count"] == 6
+
+
 def test_foreign_and_untracked_keys_are_skipped(aws) -> None:
     s3, dynamodb = aws
     playlist = keys.LivePlaylist(playback_id=PB, session_id=SID).key
