@@ -69,7 +69,7 @@ def _load(table_name: str, connection_id: str, playback_id: str) -> tuple[dict[s
     for item in response["Responses"].get(table_name, []):
         if item[table.PK]["S"].startswith(table.CONNECTION_PREFIX):
             connection = table.from_item(item)
-        else:
+        elif "session_id" in item:  # not a whole stream item yet (moto writes new items in two steps)
             stream = StreamView.from_item(item)
     if connection is None:
         raise NotFound("this connection is no longer registered; reconnect")

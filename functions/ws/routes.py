@@ -15,6 +15,8 @@ import logging
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
 from capturestream import keys, messages, table, tokens
 from capturestream.errors import Unauthorized
 from capturestream.models import StreamStatus
@@ -122,5 +124,9 @@ def _on_air(settings: WsSettings) -> list[messages.StreamSummary]:
         response = clients.dynamodb().query(
             TableName=settings.table_name, **table.streams_by_status_query(status.value, remaining)
         )
-        summaries += [StreamView.from_item(item).summary(settings.cdn_base_url) for item in response["Items"]]
+        for item in response["Items"]:
+            try:
+                summaries.append(StreamView.from_item(item).summary(settings.cdn_base_url))
+            except ValidationError:  # one corrupt (or, on moto, half-written) item must not hide the others
+                log.warning("skipped an unreadable stream item", extra={"pk": item.get(table.PK, {}).get("S")})
     return summaries

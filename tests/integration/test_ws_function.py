@@ -168,6 +168,17 @@ async def test_get_streams_lists_live_then_reconnecting_streams(gateway) -> None
     assert reply["streams"][1]["title"] == "Speedrun"
 
 
+async def test_an_unreadable_stream_item_does_not_hide_the_others(gateway) -> None:
+    gw, dynamodb = gateway
+    _go_live(dynamodb)
+    broken = {**table.stream_key("pbx"), table.GSI1_PK: {"S": "STREAMS#live"}, table.GSI1_SK: {"S": "9999#pbx"}}
+    dynamodb.put_item(TableName=TABLE, Item=broken)  # no playback or session id
+    async with aiohttp.ClientSession() as http, http.ws_connect(gw.ws_url) as ws:
+        await ws.send_str(json.dumps({"type": "getStreams"}))
+        reply = json.loads((await ws.receive(timeout=5)).data)
+    assert [s["streamId"] for s in reply["streams"]] == ["pb1"]
+
+
 def _subscription(dynamodb, playback_id: str, connection_id: str) -> dict | None:
     item = dynamodb.get_item(TableName=TABLE, Key=table.subscription_key(playback_id, connection_id)).get("Item")
     return table.from_item(item) if item else None
