@@ -307,6 +307,7 @@ class LocalStack:
                         report_batch_item_failures=stream.report_batch_item_failures,
                         on_failure_queue_url=on_failure.url if on_failure else None,
                         filter_patterns=stream.filter_patterns,
+                        maximum_batching_window=stream.batching_window,
                     )
                 )
         for table in spec.tables.values():

@@ -98,7 +98,10 @@ class DynamoDbStreamEventSource(EventSource):
         endpoint_url: str | None = None,
         stop_grace: float = 0.8,
         filter_patterns: tuple[str, ...] = (),
+        maximum_batching_window: float = 0.0,
     ) -> None:
+        if not 0 <= maximum_batching_window <= 300:
+            raise ValueError("maximum_batching_window must be 0-300 seconds")
         if not 1 <= batch_size <= 10_000:
             raise ValueError("batch_size must be 1-10000")
         if starting_position not in ("LATEST", "TRIM_HORIZON"):
@@ -120,6 +123,7 @@ class DynamoDbStreamEventSource(EventSource):
         self.idle_after = idle_after
         self.shard_discovery_interval = shard_discovery_interval
         self.record_filter = RecordFilter(filter_patterns)
+        self.maximum_batching_window = maximum_batching_window
         self._stats = StreamStats()
         self._sqs: Any = None
         self._shards: dict[str, asyncio.Task[None]] = {}
@@ -223,6 +227,7 @@ class _ShardConsumer:
         self.position = position
         self.parent = parent
         self.buffer: list[dict[str, Any]] = []
+        self.gathering_since: float | None = None  # loop time the current batch's first record was buffered
         self.last_sequence: str | None = None
         self.attempts = 0
         self.limit = source.batch_size
@@ -247,14 +252,30 @@ class _ShardConsumer:
                     await source._endpoint_error(backoff, f"GetRecords({self.shard_id})", exc)
                     continue
                 backoff.reset()
-            if self.buffer:
+            if self.buffer and self._gathering(loop.time()):
+                if await source._sleep(source.poll_interval):
+                    return
+            elif self.buffer:
                 self.last_records_at = loop.time()
+                self.gathering_since = None
                 await self._deliver_safely(self.buffer[: min(self.limit, source.batch_size)])
             elif self.iterator is None:
                 logger.info("%s: shard %s is closed and fully processed", source, self.shard_id)
                 return
             elif await source._sleep(self._idle_delay(loop.time())):
                 return
+
+    def _gathering(self, now: float) -> bool:
+        """True while a batch waits out ``maximum_batching_window`` (Lambda: the batch goes when the window
+        ends, the batch is full, or the payload would exceed 6 MB; a retry never waits again)."""
+        source = self.source
+        if source.maximum_batching_window <= 0 or self.attempts or source.stopping:
+            return False
+        if len(self.buffer) >= source.batch_size:
+            return False
+        if self.gathering_since is None:
+            self.gathering_since = now
+        return now - self.gathering_since < source.maximum_batching_window
 
     def _idle_delay(self, now: float) -> float:
         source = self.source

@@ -426,6 +426,29 @@ async def test_item_writes_reach_stream_consumer_as_insert_modify_remove(aws, ru
     assert insert["dynamodb"]["SizeBytes"] > 0
 
 
+async def test_stream_filter_criteria_and_batching_window(aws, running, moto_endpoint) -> None:
+    """Records matching no FilterCriteria pattern are never delivered; the matching ones written over ~0.6 s
+    arrive as one batch once the 1 s window has passed."""
+    dynamodb = aws("dynamodb")
+    stream_arn = create_streamed_table(dynamodb)
+    calls = Calls()
+    pattern = json.dumps({"dynamodb": {"Keys": {"pk": {"S": [{"prefix": "SUB#"}]}}}})
+    source = stream_source(
+        stream_arn, LocalFunction("fn", lambda e, c: calls.add((time.monotonic(), e))), moto_endpoint,
+        filter_patterns=(pattern,), maximum_batching_window=1.0,
+    )  # fmt: skip
+    await running(source)
+    started = time.monotonic()
+    for key in ("SUB#a", "CONN#x", "SUB#b", "CHAT#y", "SUB#c"):
+        dynamodb.put_item(TableName="media", Item={"pk": {"S": key}})
+        await asyncio.sleep(0.15)
+    delivered_at, event = await calls.next(timeout=5)
+    assert keys_of(event) == ["SUB#a", "SUB#b", "SUB#c"]
+    assert delivered_at - started >= 0.95  # the window, counted from the first buffered record
+    await asyncio.sleep(0.3)
+    assert source.stats.invocations == 1 and source.stats.filtered == 2
+
+
 async def test_failing_stream_batch_is_retried_in_order_then_skipped(aws, running, moto_endpoint) -> None:
     dynamodb, sqs = aws("dynamodb"), aws("sqs")
     stream_arn = create_streamed_table(dynamodb)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import json
 import os
 import re
 import shutil
@@ -472,3 +473,18 @@ def test_spec_models_stream_and_schedule_sources_for_later_functions() -> None:
     assert stream.on_failure_queue_logical_id == "CatalogDLQ"
     assert notify.environment["STREAM"] == Unresolved("!GetAtt MediaTable.StreamArn", "MediaTable", "StreamArn")
     assert [(s.name, s.expression, s.enabled) for s in notify.schedules] == [("Reap", "rate(1 minute)", True)]
+
+
+def test_notifier_reads_stream_state_at_once_and_audience_changes_in_windows(spec) -> None:  # noqa: ANN001
+    """Stream state and chat go out immediately; joins and leaves are gathered so a crowd is one viewerCount."""
+    sources = {s.batching_window: s for s in spec.functions["NotifierFunction"].stream_sources}
+    assert set(sources) == {0, 2}
+    assert [json.loads(p) for p in sources[0].filter_patterns] == [
+        {"dynamodb": {"Keys": {"sk": {"S": ["STREAM"]}}}},
+        {"dynamodb": {"Keys": {"pk": {"S": [{"prefix": "CHAT#"}]}}}},
+    ]
+    assert [json.loads(p) for p in sources[2].filter_patterns] == [
+        {"dynamodb": {"Keys": {"sk": {"S": [{"prefix": "SUB#"}]}}}}
+    ]
+    for source in sources.values():
+        assert source.on_failure_queue_logical_id == "NotifierDLQ" and source.report_batch_item_failures
