@@ -45,8 +45,8 @@ DEFAULT_STREAM_PAGE = 24
 MAX_STREAM_PAGE = 100
 DEFAULT_CHAT_PAGE = 100
 MAX_CHAT_PAGE = 500
-#: Largest media time a chat sort key can hold (``table.MEDIA_MS_DIGITS`` digits), used when ``to`` is absent.
-_END_OF_MEDIA_MS = 10**table.MEDIA_MS_DIGITS - 1
+#: Largest media time a chat sort key can hold, used when ``to`` is absent.
+_END_OF_MEDIA_MS = table.MAX_MEDIA_MS
 _MAX_SECONDS = _END_OF_MEDIA_MS / 1000
 
 
