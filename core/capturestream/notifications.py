@@ -14,8 +14,8 @@ Rules:
 - ``chat`` for every new chat item, to the stream's subscribers only.
 - Subscription inserts and removals only mark the stream for a recount; the notifier counts distinct viewers
   once per stream per batch. template.yaml delivers subscription records through their own event source
-  mapping with a 2 s batching window, so a crowd joining is one ``viewerCount`` per stream every 2 s. A stream going live is
-  recounted too: its watch pages may have subscribed before its item existed.
+  mapping with a 2 s batching window, so a crowd joining is one ``viewerCount`` per stream every 2 s. A stream
+  going live is recounted too: its watch pages may have subscribed before its item existed.
 - A change of ``viewer_count`` alone is the notifier's own write: it triggers nothing (no feedback loop).
 - Records of other items (channels, sessions, connections) are ignored.
 """
