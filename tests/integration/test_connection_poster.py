@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,6 +33,7 @@ from functions.notifier.connections import (
     PostError,
     shared_poster,
 )
+from tests.support.waiting import eventually
 
 FAST = GatewayLimits(idle_timeout=30.0, max_connection_duration=30.0, integration_timeout=2.0, close_timeout=0.5)
 MESSAGE = '{"type":"viewers","count":3,"note":"é ✓"}'.encode()
@@ -41,12 +43,7 @@ async def _ok(event: dict[str, Any]) -> dict[str, int]:
     return {"statusCode": 200}
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
+until = functools.partial(eventually, timeout=2.0, interval=0.005)
 
 
 @pytest.fixture

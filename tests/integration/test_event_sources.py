@@ -21,6 +21,7 @@ import pytest
 
 from devstack.event_sources import DynamoDbStreamEventSource, EventSource, SqsEventSource, TtlSweeper
 from devstack.lambda_runtime import LocalFunction
+from tests.support.waiting import eventually
 
 REGION = "us-east-1"
 
@@ -79,13 +80,6 @@ def queue_depth(sqs: Any, url: str) -> int:
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
     return sum(int(attributes[name]) for name in names)
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 def sqs_source(url: str, arn: str, function: LocalFunction, endpoint: str, **kwargs: Any) -> SqsEventSource:

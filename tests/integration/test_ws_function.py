@@ -23,6 +23,7 @@ from devstack.lambda_runtime import LocalFunction
 from devstack.ws_gateway import WebSocketGateway
 from functions.ws import clients, routes, subscriptions
 from tests.support.aws import create_media_table
+from tests.support.waiting import eventually
 
 TABLE = "capturestream-MediaTable"
 SECRET = "k" * 48
@@ -134,15 +135,6 @@ def _go_live(dynamodb, playback_id: str = "pb1", session_id: str = "20261125T150
     dynamodb.update_item(TableName=TABLE, **catalog.stream_update(body, keys.ManifestKind.STARTED))
 
 
-async def _eventually(check, timeout: float = 5.0):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.05)
-
-
 async def test_get_streams_lists_live_then_reconnecting_streams(gateway) -> None:
     gw, dynamodb = gateway
     _go_live(dynamodb)
@@ -192,15 +184,15 @@ async def test_subscribe_unsubscribe_and_disconnect_keep_items_exact(gateway) ->
         connection_id = await _only_connection_id(gw)
         for stream in ("pb1", "pb2"):
             await ws.send_str(json.dumps({"type": "subscribe", "streamId": stream}))
-        assert await _eventually(lambda: _subscription(dynamodb, "pb2", connection_id))
+        assert await eventually(lambda: _subscription(dynamodb, "pb2", connection_id))
         sub = _subscription(dynamodb, "pb1", connection_id)
         assert sub["viewer"] == "anon:tab-1234" and sub["expires_at"] > time.time() + 7000
         assert _connection(dynamodb, connection_id)["subscriptions"] == {"pb1", "pb2"}
         await ws.send_str(json.dumps({"type": "unsubscribe", "streamId": "pb1"}))
-        assert await _eventually(lambda: _subscription(dynamodb, "pb1", connection_id) is None)
+        assert await eventually(lambda: _subscription(dynamodb, "pb1", connection_id) is None)
         assert _connection(dynamodb, connection_id)["subscriptions"] == {"pb2"}
         await ws.close()
-    assert await _eventually(lambda: _connection(dynamodb, connection_id) is None)
+    assert await eventually(lambda: _connection(dynamodb, connection_id) is None)
     assert _subscription(dynamodb, "pb2", connection_id) is None
 
 
@@ -232,7 +224,7 @@ async def test_chat_is_stored_with_media_time_and_floods_are_rate_limited(gatewa
             await ws.send_str(json.dumps({"type": "chat", "streamId": "pb1", "text": f"hello {index}"}))
         errors = [json.loads((await ws.receive(timeout=5)).data) for _ in range(3)]
     assert {e["code"] for e in errors} == {"rate_limited"}
-    stored = await _eventually(lambda: len(_chat(dynamodb)) == 5 and _chat(dynamodb))
+    stored = await eventually(lambda: len(_chat(dynamodb)) == 5 and _chat(dynamodb))
     assert [m["text"] for m in stored] == [f"hello {i}" for i in range(5)]  # burst of 5, in order
     assert {m["user"] for m in stored} == {"Ada"} and stored[0]["user_id"] == "user-7"
     assert all(abs(m["media_ms"] - (m["ts"] - started * 1000)) < 5 for m in stored)
@@ -246,6 +238,6 @@ async def test_anonymous_chat_gets_a_stable_guest_name(gateway) -> None:
         for _ in range(2):
             async with http.ws_connect(f"{gw.ws_url}?viewer=tab-1234") as ws:
                 await ws.send_str(json.dumps({"type": "chat", "streamId": "pb1", "text": "hi"}))
-                await _eventually(lambda: _chat(dynamodb))
-    names = {m["user"] for m in await _eventually(lambda: len(_chat(dynamodb)) == 2 and _chat(dynamodb))}
+                await eventually(lambda: _chat(dynamodb))
+    names = {m["user"] for m in await eventually(lambda: len(_chat(dynamodb)) == 2 and _chat(dynamodb))}
     assert len(names) == 1 and names.pop().startswith("guest-")

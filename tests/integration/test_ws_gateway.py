@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import pytest
 from botocore.config import Config
 
 from devstack.ws_gateway import GatewayLimits, WebSocketGateway
+from tests.support.waiting import eventually
 
 KB = 1024
 AWS_ID = re.compile(r"^[A-Za-z0-9_-]{15}=$")
@@ -51,12 +53,7 @@ class Recorder:
         return [event for route_key, event in self.calls if route_key == key]
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
+until = functools.partial(eventually, timeout=2.0, interval=0.005)
 
 
 @pytest.fixture
