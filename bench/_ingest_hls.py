@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from mediakit import hls
+
 T = TypeVar("T")
 
 JITTER = (0.020, 0.050)
@@ -50,19 +52,11 @@ class Entry:
 
 def parse_playlist(text: str) -> list[Entry]:
     """The segments of an HLS media playlist, with their media sequence numbers (RFC 8216 §6.3.5)."""
-    media_sequence = 0
-    duration: float | None = None
-    entries: list[Entry] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
-            media_sequence = int(line.partition(":")[2])
-        elif line.startswith("#EXTINF:"):
-            duration = float(line.partition(":")[2].split(",")[0])
-        elif line and not line.startswith("#") and duration is not None:
-            entries.append(Entry(media_sequence + len(entries), duration, line))
-            duration = None
-    return entries
+    try:
+        listed = hls.parse_media_playlist(text).segments
+    except hls.PlaylistError:
+        return []  # a half-written playlist on disk (nginx-rtmp rewrites it in place): try again
+    return [Entry(entry.sequence, entry.duration, entry.uri) for entry in listed]
 
 
 def first_keyframe_seconds(fixture: Path) -> float:

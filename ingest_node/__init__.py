@@ -1,1 +1,1 @@
-"""CaptureStream ingest node: RTMP in, CMAF HLS objects out (see ``ingest_node.media`` for the sans-IO muxer)."""
+"""CaptureStream ingest node: RTMP in, CMAF HLS objects out (see ``mediakit.cmaf`` for the sans-IO muxer)."""

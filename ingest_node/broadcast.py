@@ -10,7 +10,7 @@ Rules:
 - Per broadcast, objects are queued in dependency order on one :class:`~ingest_node.uploader.StreamUploadQueue`:
   init before the segments that use it, each segment before the playlist that names it, ``started.json`` after
   the first init (so its codecs are known), ``ended.json`` after the final playlist with ENDLIST.
-- Media goes through the in-process :class:`~ingest_node.media.Segmenter`, unless it raises ``UnsupportedMedia``
+- Media goes through the in-process :class:`~mediakit.cmaf.Segmenter`, unless it raises ``UnsupportedMedia``
   before producing its first init (MP3/Speex audio, ...): then the broadcast switches, once, to the ffmpeg
   fallback (:class:`~ingest_node.ffmpeg_remuxer.FfmpegRemuxer`) and replays the media fed so far into it.
   ``remuxer="ffmpeg"`` uses the fallback from the start.
@@ -26,9 +26,10 @@ from typing import Any
 
 from capturestream import keys
 from capturestream.models import Channel, MediaInfo, SessionManifestBody, new_session_id
+from mediakit.cmaf import InitSegment, Segment, Segmenter, UnsupportedMedia
+from mediakit.hls import MediaPlaylist
 
 from .ffmpeg_remuxer import FfmpegRemuxer, RemuxerError
-from .media import InitSegment, MediaPlaylist, Segment, Segmenter, UnsupportedMedia
 from .stream_stats import StreamStats
 from .uploader import MANIFEST, MEDIA, PLAYLIST, StreamUploadQueue, Uploader
 

@@ -1,8 +1,8 @@
 """The ``--remuxer ffmpeg`` fallback: RTMP audio/video message bodies → an ffmpeg child → CMAF HLS outputs.
 
-It plays the role of :class:`ingest_node.media.Segmenter` for :class:`ingest_node.broadcast.Broadcast` when the
+It plays the role of :class:`mediakit.cmaf.Segmenter` for :class:`ingest_node.broadcast.Broadcast` when the
 in-process muxer cannot take the publisher's codecs (MP3/Speex/PCM/Opus audio, ...): same outputs
-(:class:`~ingest_node.media.InitSegment`, :class:`~ingest_node.media.Segment`), same file layout, but async because
+(:class:`~mediakit.cmaf.InitSegment`, :class:`~mediakit.cmaf.Segment`), same file layout, but async because
 a process sits behind it.
 
 API (pull, like the sans-IO segmenter): ``await feed_video(ts, body)``, ``await feed_audio(ts, body)`` and
@@ -14,7 +14,7 @@ flows, an output is returned at most one message after ffmpeg finished it.
 Theory of operation
 -------------------
 One ffmpeg runs per publisher session (an *epoch*), fed ``FLV header + tags`` on stdin, argv from
-:func:`ingest_node.transcode.remux_args`, writing HLS into a private working folder. Until it starts, tags are
+:func:`mediakit.ffmpeg_args.remux_args`, writing HLS into a private working folder. Until it starts, tags are
 buffered (bounded) until the codecs are known: the first audio tag (AAC is copied, anything else is encoded to AAC)
 and the first video tag (HEVC gets the ``hvc1`` tag), or ``onMetaData``'s codec ids, or after
 :data:`CONFIG_GRACE_MS` of media. :meth:`FfmpegRemuxer.discontinuity` (a reconnect) ends that ffmpeg and the next
@@ -58,10 +58,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from mediakit import bmff
+from mediakit.cmaf import InitSegment, MediaError, Output, Segment, describe_init
+from mediakit.ffmpeg_args import PLAYLIST_NAME, remux_args
+from mediakit.hls import PlaylistError, parse_media_playlist
+
 from .dirwatch import PlaylistWatch
-from .ffmpeg_outputs import init_segment, parse_playlist
-from .media import Output, Segment
-from .transcode import PLAYLIST_NAME, remux_args
 
 log = logging.getLogger(__name__)
 
@@ -374,21 +376,24 @@ class FfmpegRemuxer:
             text = (self.workdir / PLAYLIST_NAME).read_text()
         except FileNotFoundError:
             return []
-        media_sequence, entries = parse_playlist(text)
+        try:
+            playlist = parse_media_playlist(text)
+        except PlaylistError as error:
+            raise RemuxerError(f"ffmpeg's playlist does not parse: {error}") from None
         outputs: list[Output] = []
-        for index, (uri, duration, init_uri) in enumerate(entries):
-            sequence = media_sequence + index
+        for entry in playlist.segments:
+            sequence, duration = entry.sequence, entry.duration
             if sequence < self._next_sequence:
                 continue
             if not run.init_done:
-                if init_uri is None:
+                if entry.init_uri is None:
                     raise RemuxerError("ffmpeg's playlist has no EXT-X-MAP")
-                outputs.append(init_segment(run.epoch, self._take(init_uri)))
+                outputs.append(_describe_init(run.epoch, self._take(entry.init_uri)))
                 run.init_done = True
             outputs.append(
                 Segment(
                     sequence=sequence,
-                    data=self._take(uri),
+                    data=self._take(entry.uri),
                     duration=duration,
                     epoch=run.epoch,
                     discontinuity=run.discontinuity,
@@ -444,3 +449,12 @@ async def _drain_stderr(stream: asyncio.StreamReader, tail: deque[str]) -> None:
         text = line.decode(errors="replace").rstrip()
         tail.append(text)
         log.debug("ffmpeg: %s", text)
+
+
+def _describe_init(epoch: int, data: bytes) -> InitSegment:
+    """ffmpeg's init with its codecs; an init whose codecs can't be read still goes out (players read it)."""
+    try:
+        return describe_init(epoch, data)
+    except (bmff.MalformedBox, MediaError) as error:
+        log.warning("cannot read the codecs of ffmpeg's init segment: %s", error)
+        return InitSegment(epoch=epoch, data=data, codecs="", width=None, height=None)

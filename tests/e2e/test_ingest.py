@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import shutil
 import subprocess
 import time
@@ -20,7 +19,7 @@ import boto3
 import pytest
 
 from capturestream import keys, table
-from tests.support import mp4
+from mediakit import bmff, hls
 from tests.support.system import System
 
 pytestmark = [
@@ -96,8 +95,12 @@ def _session_objects(system: System, playback_id: str, timeout: float = 15) -> t
     return session_id, {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
 
 
-def _video_seconds(segment: bytes, video: mp4.Track) -> float:
-    return sum(sum(r.durations) for r in mp4.runs(segment) if r.track_id == video.track_id) / video.timescale
+def _runs(segment: bytes) -> list[bmff.TrackRun]:
+    return [run for fragment in bmff.read_fragments(segment) for run in fragment.runs]
+
+
+def _video_seconds(segment: bytes, video: bmff.TrackInfo) -> float:
+    return sum(r.duration for r in _runs(segment) if r.track_id == video.track_id) / video.timescale
 
 
 def _check_stream(
@@ -118,11 +121,12 @@ def _check_stream(
     assert decoded.returncode == 0 and decoded.stderr.strip() == "", decoded.stderr[-2000:]
 
     init_key = keys.LiveInit(playback_id=playback_id, session_id=session_id).key
-    tracks = mp4.tracks(objects[init_key])
+    tracks = bmff.read_init(objects[init_key])
     video = next(t for t in tracks.values() if t.handler == "vide")
     assert any(t.handler == "soun" for t in tracks.values())
-    extinf = [float(x) for x in re.findall(r"#EXTINF:([0-9.]+)", text)]
-    segment_uris = [line for line in text.splitlines() if line and not line.startswith("#")]
+    listed = hls.parse_media_playlist(text).segments
+    extinf = [entry.duration for entry in listed]
+    segment_uris = [entry.uri for entry in listed]
     assert len(segment_uris) == len(extinf) >= 3  # a sliding live window: the last segments of the broadcast
     for uri, duration in zip(segment_uris, extinf, strict=True):
         segment_key = playlist_key.rsplit("/", 1)[0] + "/" + uri
@@ -131,12 +135,12 @@ def _check_stream(
     total = 0.0
     segments = sorted(k for k in objects if isinstance(keys.decode(k), keys.LiveSegment))
     for segment_key in segments:  # every segment of the broadcast, in order
-        video_runs = [r for r in mp4.runs(objects[segment_key]) if r.track_id == video.track_id]
+        video_runs = [r for r in _runs(objects[segment_key]) if r.track_id == video.track_id]
         flags = [f for r in video_runs for f in r.flags]
-        assert mp4.is_sync(flags[0]), f"{segment_key} does not start on a keyframe"
+        assert bmff.is_sync(flags[0]), f"{segment_key} does not start on a keyframe"
         # cut at the first keyframe once the 1 s target is reached: no later keyframe past the target inside
         starts = list(itertools.accumulate([d for r in video_runs for d in r.durations], initial=0))
-        late = [starts[i] / video.timescale for i, f in enumerate(flags) if i and mp4.is_sync(f)]
+        late = [starts[i] / video.timescale for i, f in enumerate(flags) if i and bmff.is_sync(f)]
         assert all(t < 1.0 + 1.0 / fps for t in late), (segment_key, late)
         total += _video_seconds(objects[segment_key], video)
     assert abs(total - expect_seconds) < 1.5, total

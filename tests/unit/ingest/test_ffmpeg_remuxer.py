@@ -24,8 +24,8 @@ import pytest
 from capturestream.models import Channel
 from ingest_node.broadcast import Broadcast
 from ingest_node.ffmpeg_remuxer import FfmpegRemuxer, RemuxerError
-from ingest_node.media import InitSegment, Output, Segment, Segmenter, UnsupportedMedia
 from ingest_node.uploader import Upload
+from mediakit.cmaf import InitSegment, Output, Segment, Segmenter, UnsupportedMedia
 from tests.unit.media.support import FFMPEG, FFPROBE, Tag, amf0_metadata, ffprobe_streams, read_flv, run
 
 pytestmark = pytest.mark.skipif(FFMPEG is None or FFPROBE is None, reason="ffmpeg/ffprobe not installed")

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest_node.media import InitSegment, MediaPlaylist, Output, Part, Segment, Segmenter
+from mediakit import bmff
+from mediakit.cmaf import InitSegment, Output, Part, Segment, Segmenter
+from mediakit.hls import MediaPlaylist
 
 # avcC records written by ffmpeg/x264 for the session fixtures (a), (b) and (d).
 AVCC_720P_HIGH = bytes.fromhex(
@@ -102,7 +104,7 @@ def feed_tags(segmenter: Segmenter, tags: list[Tag], *, offset_ms: int = 0) -> l
 
 # ---------------------------------------------------------------------------------------------- boxes
 
-CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"dinf", b"mvex", b"moof", b"traf", b"edts"}
+CONTAINERS = bmff.CONTAINERS
 
 
 @dataclass
@@ -129,17 +131,11 @@ class Box:
 
 def parse_boxes(data: bytes) -> list[Box]:
     """Parse a byte string into top-level boxes (recursing into known containers); sizes must add up exactly."""
-    boxes, pos = [], 0
-    while pos < len(data):
-        size, kind = struct.unpack_from(">I4s", data, pos)
-        assert size >= 8 and pos + size <= len(data), f"bad box size {size} for {kind!r} at {pos}"
-        payload = data[pos + 8 : pos + size]
-        box = Box(kind, payload)
-        if kind in CONTAINERS:
-            box.children = parse_boxes(payload)
-        boxes.append(box)
-        pos += size
-    return boxes
+    found = []
+    for ref in bmff.iter_boxes(data):
+        payload = bytes(data[ref.payload : ref.end])
+        found.append(Box(ref.kind, payload, parse_boxes(payload) if ref.kind in CONTAINERS else []))
+    return found
 
 
 def root(data: bytes) -> Box:
@@ -160,61 +156,34 @@ class Run:
     samples: list[bytes]
 
 
+def _run(run: bmff.TrackRun, data: bytes) -> Run:
+    assert run.base_time is not None, "every traf must carry a tfdt"
+    return Run(
+        track_id=run.track_id,
+        base_time=run.base_time,
+        durations=run.durations,
+        sizes=run.sizes,
+        flags=run.flags,
+        offsets=run.composition_offsets,
+        samples=bmff.sample_bytes(data, run),
+    )
+
+
 def read_fragment(moof: Box, fragment: bytes, moof_start: int) -> list[Run]:
-    """Decode every traf of a ``moof`` (tfhd default-base-is-moof, tfdt v1, trun v0) and slice its samples."""
-    runs = []
-    for traf in moof.find_all(b"traf"):
-        tfhd = traf.find(b"tfhd").payload
-        tf_flags = int.from_bytes(tfhd[1:4], "big")
-        assert tf_flags & 0x020000, "default-base-is-moof must be set"
-        track_id = int.from_bytes(tfhd[4:8], "big")
-        default_flags = int.from_bytes(tfhd[8:12], "big") if tf_flags & 0x20 else 0
-        tfdt = traf.find(b"tfdt").payload
-        assert tfdt[0] == 1, "tfdt must be version 1"
-        base = int.from_bytes(tfdt[4:12], "big")
-        trun = traf.find(b"trun").payload
-        assert trun[0] == 0, "trun must be version 0"
-        flags = int.from_bytes(trun[1:4], "big")
-        count, data_offset = struct.unpack_from(">Ii", trun, 4)
-        fields = [bit for bit in (0x100, 0x200, 0x400, 0x800) if flags & bit]
-        values = struct.unpack_from(f">{count * len(fields)}I", trun, 12)
-        columns = {bit: list(values[i :: len(fields)]) for i, bit in enumerate(fields)}
-        sizes = columns[0x200]
-        samples, pos = [], moof_start + data_offset
-        for size in sizes:
-            samples.append(fragment[pos : pos + size])
-            pos += size
-        runs.append(
-            Run(
-                track_id=track_id,
-                base_time=base,
-                durations=columns[0x100],
-                sizes=sizes,
-                flags=columns.get(0x400, [default_flags] * count),
-                offsets=columns.get(0x800, [0] * count),
-                samples=samples,
-            )
-        )
-    return runs
+    """Decode every traf of the ``moof`` at ``moof_start`` of ``fragment`` and slice its samples."""
+    ref = next(r for r in bmff.iter_boxes(fragment) if r.start == moof_start)
+    assert ref.kind == moof.kind == b"moof"
+    return [_run(run, fragment) for run in bmff.read_moof(fragment, ref)]
 
 
 def segment_runs(segment: bytes) -> list[Run]:
     """Every traf run of a segment (styp + one or more moof/mdat), in order."""
-    runs, pos = [], 0
-    for box in parse_boxes(segment):
-        if box.kind == b"moof":
-            runs += read_fragment(box, segment, pos)
-        pos += 8 + len(box.payload)
-    return runs
+    return [_run(run, segment) for fragment in bmff.read_fragments(segment) for run in fragment.runs]
 
 
 def timescales(init: bytes) -> dict[int, int]:
     """track_ID → mdhd timescale, from an init segment."""
-    result = {}
-    for trak in root(init).find_all(b"moov", b"trak"):
-        track_id = int.from_bytes(trak.find(b"tkhd").payload[12:16], "big")
-        result[track_id] = int.from_bytes(trak.find(b"mdia", b"mdhd").payload[12:16], "big")
-    return result
+    return {track_id: track.timescale for track_id, track in bmff.read_init(init).items()}
 
 
 # ---------------------------------------------------------------------------------------------- MP4 demuxer

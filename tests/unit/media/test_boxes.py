@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import struct
 
-from ingest_node.media import aac
-from ingest_node.media.boxes import box, descriptor, full_box
-from ingest_node.media.fragment import NON_SYNC_SAMPLE_FLAGS, SYNC_SAMPLE_FLAGS, TrackRun, build_fragment
-from ingest_node.media.init import build_init
-from ingest_node.media.tracks import AudioTrack, audio_track, video_track
+from mediakit.cmaf import aac
+from mediakit.cmaf.boxes import box, descriptor, full_box
+from mediakit.cmaf.fragment import NON_SYNC_SAMPLE_FLAGS, SYNC_SAMPLE_FLAGS, TrackRun, build_fragment
+from mediakit.cmaf.init import build_init
+from mediakit.cmaf.tracks import AudioTrack, audio_track, video_track
 from tests.unit.media.support import AVCC_720P_HIGH, parse_boxes, read_fragment, root
 
 OBS_ASC = bytes.fromhex("119056e500")

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest_node.media import MalformedMedia, MediaError, UnsupportedMedia, aac, av1, h264, hevc
-from ingest_node.media.tracks import audio_track, video_track
+from mediakit.cmaf import MalformedMedia, MediaError, UnsupportedMedia, aac, av1, h264, hevc
+from mediakit.cmaf.tracks import audio_track, video_track
 from tests.unit.media.support import AV1C_240P, AVCC_360P_MAIN, AVCC_720P_HIGH, AVCC_1080P_HIGH
 
 
@@ -110,7 +110,7 @@ class TestH264:
 
     def test_emulation_prevention_is_removed(self) -> None:
         """``00 00 03`` in the SPS is an escape, not data (H.264 §7.4.1.1)."""
-        from ingest_node.media._bits import unescape_rbsp
+        from mediakit.cmaf._bits import unescape_rbsp
 
         assert unescape_rbsp(b"\x01\x00\x00\x03\x01\x00\x00\x03") == b"\x01\x00\x00\x01\x00\x00"
 

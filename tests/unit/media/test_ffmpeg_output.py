@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest_node.media import Segmenter
+from mediakit import hls
+from mediakit.cmaf import Segmenter
 from tests.unit.media.conftest import requires_ffmpeg
 from tests.unit.media.support import (
     FFMPEG,
@@ -89,7 +90,7 @@ def check_segments(written: Written, tags: list[Tag], *, video_track: int = 1) -
     frame = 1 / 30
     for segment, actual in zip(written.segments, measured, strict=True):
         assert abs(segment.duration - actual) <= frame, (segment.sequence, segment.duration, actual)
-    extinf = [float(line[8:-1]) for line in written.playlist.splitlines() if line.startswith("#EXTINF:")]
+    extinf = [entry.duration for entry in hls.parse_media_playlist(written.playlist).segments]
     assert extinf == pytest.approx([round(s.duration, 5) for s in written.segments], abs=1e-5)
     return measured
 

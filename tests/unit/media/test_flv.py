@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest_node.media import MalformedMedia, MediaError, UnsupportedMedia
-from ingest_node.media.flv import AudioConfig, AudioFrame, Ignored, VideoConfig, VideoFrame, parse_audio, parse_video
+from mediakit.cmaf import MalformedMedia, MediaError, UnsupportedMedia
+from mediakit.cmaf.flv import AudioConfig, AudioFrame, Ignored, VideoConfig, VideoFrame, parse_audio, parse_video
 from tests.unit.media.support import read_flv
 
 AVCC = bytes.fromhex("0164001fffe1001967640020acd9405005bb0110000003001000000303c0f1831960010006")

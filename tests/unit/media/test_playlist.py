@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest_node.media import InitSegment, MediaPlaylist, Part, PartInfo, Segment, Variant, render_master
-from ingest_node.media.playlist import format_date_time
+from mediakit import hls
+from mediakit.cmaf import InitSegment, Part, PartInfo, Segment
+from mediakit.hls import MediaPlaylist, Variant, format_date_time, render_master
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
@@ -216,3 +217,33 @@ def test_window_must_be_positive() -> None:
     """A zero window would list nothing."""
     with pytest.raises(ValueError):
         MediaPlaylist(target_duration=1.0, window=0)
+
+
+def test_parser_reads_what_the_writer_wrote() -> None:
+    """render → parse_media_playlist gives back sequences, durations, MAPs, discontinuities and PDTs."""
+    playlist = MediaPlaylist(target_duration=1.0, window=None)
+    start = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)
+    for sequence in range(4):
+        segment = Segment(
+            sequence=sequence, data=b"", duration=1.001, epoch=sequence // 3, discontinuity=sequence == 3,
+            program_date_time=start + timedelta(seconds=sequence), keyframe=True, parts=(),
+        )  # fmt: skip
+        playlist.add_segment(segment, uri=f"seg_{sequence}.m4s", init_uri=f"init_{sequence // 3}.mp4")
+    parsed = hls.parse_media_playlist(playlist.render(ended=True))
+    assert parsed.ended and parsed.media_sequence == 0 and parsed.target_duration == 1
+    assert [(s.sequence, s.uri, s.init_uri, s.discontinuity) for s in parsed.segments] == [
+        (0, "seg_0.m4s", "init_0.mp4", False),
+        (1, "seg_1.m4s", "init_0.mp4", False),
+        (2, "seg_2.m4s", "init_0.mp4", False),
+        (3, "seg_3.m4s", "init_1.mp4", True),
+    ]
+    assert parsed.segments[3].program_date_time == start + timedelta(seconds=3)
+    assert all(abs(s.duration - 1.001) < 1e-9 for s in parsed.segments)
+
+
+def test_parser_refuses_text_that_is_no_playlist() -> None:
+    """RFC 8216 §4.1: a playlist starts with #EXTM3U."""
+    with pytest.raises(hls.PlaylistError):
+        hls.parse_media_playlist("<html>not found</html>")
+    with pytest.raises(hls.PlaylistError):
+        hls.parse_media_playlist("#EXTM3U\n#EXTINF:abc,\nseg.m4s\n")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest_node.media import (
+from mediakit.cmaf import (
     InitSegment,
     MalformedMedia,
     MediaUsageError,
@@ -22,7 +22,7 @@ from ingest_node.media import (
     Segmenter,
     UnsupportedMedia,
 )
-from ingest_node.media.hevc import NAL_VPS, parse_hvcc
+from mediakit.cmaf.hevc import NAL_VPS, parse_hvcc
 from tests.unit.media.support import AVCC_360P_MAIN, AVCC_720P_HIGH, Run, root, segment_runs, timescales
 
 ANCHOR = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest_node.media import Segmenter
+from mediakit.cmaf import Segmenter
 from tests.unit.media.support import feed_tags, read_flv
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest_node.transcode import ArgsError, init_name, recording_args, remux_args, thumbnail_args
+from mediakit.ffmpeg_args import ArgsError, init_name, recording_args, remux_args, thumbnail_args
 from tests.unit.media.support import FFMPEG, FFPROBE, ffprobe_streams, run
 
 TAIL = ["-hide_banner", "-nostats", "-nostdin", "-loglevel", "warning", "-y"]

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .outputs import InitSegment, Part, Segment
+from .cmaf.outputs import InitSegment, Part, Segment
 
 PART_SEGMENTS = 3
 
@@ -211,3 +211,117 @@ def render_master(variants: Sequence[Variant]) -> str:
         lines.append("#EXT-X-STREAM-INF:" + ",".join(attributes))
         lines.append(variant.uri)
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PlaylistSegment:
+    """One media segment line of a media playlist, with the tags that apply to it."""
+
+    sequence: int
+    uri: str
+    duration: float
+    #: URI of the ``EXT-X-MAP`` in force (None before any).
+    init_uri: str | None
+    discontinuity: bool
+    program_date_time: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ParsedPlaylist:
+    """What :func:`parse_media_playlist` read."""
+
+    version: int | None
+    target_duration: int | None
+    media_sequence: int
+    discontinuity_sequence: int
+    ended: bool
+    independent_segments: bool
+    segments: tuple[PlaylistSegment, ...]
+    #: ``EXT-X-PART`` URIs in order (LL-HLS), and the ``EXT-X-PRELOAD-HINT`` URI.
+    parts: tuple[str, ...] = ()
+    preload_hint: str | None = None
+
+
+class PlaylistError(ValueError):
+    """Text that is not an HLS media playlist (RFC 8216 §4.1: it must start with ``#EXTM3U``)."""
+
+
+def parse_media_playlist(text: str) -> ParsedPlaylist:
+    """Read a media playlist (RFC 8216 §4.3; LL-HLS parts and hints are listed, not interpreted).
+
+    Raises:
+        PlaylistError: no ``#EXTM3U`` header, or a tag value that does not parse.
+    """
+    lines = [line.strip() for line in text.splitlines()]
+    if not lines or lines[0] != "#EXTM3U":
+        raise PlaylistError("not an HLS playlist: the first line must be #EXTM3U")
+    values: dict[str, int | None] = {"version": None, "target": None, "sequence": 0, "discontinuities": 0}
+    segments: list[PlaylistSegment] = []
+    parts: list[str] = []
+    flags = {"ended": False, "independent": False}
+    duration, init_uri, discontinuity, when, hint = 0.0, None, False, None, None
+    try:
+        for line in lines[1:]:
+            tag, _, value = line.partition(":")
+            if tag == "#EXT-X-VERSION":
+                values["version"] = int(value)
+            elif tag == "#EXT-X-TARGETDURATION":
+                values["target"] = int(value)
+            elif tag == "#EXT-X-MEDIA-SEQUENCE":
+                values["sequence"] = int(value)
+            elif tag == "#EXT-X-DISCONTINUITY-SEQUENCE":
+                values["discontinuities"] = int(value)
+            elif tag == "#EXT-X-ENDLIST":
+                flags["ended"] = True
+            elif tag == "#EXT-X-INDEPENDENT-SEGMENTS":
+                flags["independent"] = True
+            elif tag == "#EXT-X-DISCONTINUITY":
+                discontinuity = True
+            elif tag == "#EXT-X-MAP":
+                init_uri = _attribute(value, "URI")
+            elif tag == "#EXT-X-PROGRAM-DATE-TIME":
+                when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            elif tag == "#EXTINF":
+                duration = float(value.partition(",")[0])
+            elif tag == "#EXT-X-PART":
+                parts.append(_attribute(value, "URI") or "")
+            elif tag == "#EXT-X-PRELOAD-HINT":
+                hint = _attribute(value, "URI")
+            elif line and not line.startswith("#"):
+                sequence = int(values["sequence"] or 0) + len(segments)
+                segments.append(
+                    PlaylistSegment(
+                        sequence=sequence,
+                        uri=line,
+                        duration=duration,
+                        init_uri=init_uri,
+                        discontinuity=discontinuity,
+                        program_date_time=when,
+                    )
+                )
+                duration, discontinuity, when = 0.0, False, None
+    except ValueError as error:
+        raise PlaylistError(f"bad playlist tag value: {error}") from None
+    return ParsedPlaylist(
+        version=values["version"],
+        target_duration=values["target"],
+        media_sequence=int(values["sequence"] or 0),
+        discontinuity_sequence=int(values["discontinuities"] or 0),
+        ended=flags["ended"],
+        independent_segments=flags["independent"],
+        segments=tuple(segments),
+        parts=tuple(parts),
+        preload_hint=hint,
+    )
+
+
+def _attribute(value: str, name: str) -> str | None:
+    """A quoted attribute of a tag's attribute list (RFC 8216 §4.2), e.g. ``URI="init_0.mp4"``."""
+    marker = f'{name}="'
+    start = value.find(marker)
+    if start < 0 or (start and value[start - 1] not in ", "):
+        return None
+    return value[start + len(marker) :].partition('"')[0]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 
 class MediaError(Exception):
-    """Base class of every error raised by :mod:`ingest_node.media`. Not raised directly."""
+    """Base class of every error raised by :mod:`mediakit.cmaf`. Not raised directly."""
 
     def __init__(self, message: str) -> None:
         if type(self) is MediaError:

@@ -12,7 +12,7 @@ Rules:
   tail for its error messages, so stderr must stay short (and be drained); ``-nostdin`` keeps ffmpeg from reading
   keystrokes (``pipe:0`` input is still read); ``-y`` because the caller owns the output paths. ffmpeg-python puts
   global options after the output, where ffmpeg accepts them.
-- The HLS layout is the in-process segmenter's (``ingest_node.media``): CMAF fMP4, ``init_<epoch>.mp4``,
+- The HLS layout is the in-process segmenter's (``mediakit.cmaf``): CMAF fMP4, ``init_<epoch>.mp4``,
   ``seg_%08d.m4s`` numbered from the media sequence, ``index.m3u8`` listing every segment (``-hls_list_size 0``).
 """
 

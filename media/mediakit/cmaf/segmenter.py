@@ -58,7 +58,7 @@ class Segmenter:
     Args:
         target_duration: segment target in seconds (cuts happen at the first keyframe at or after it).
         part_target: LL-HLS part target in seconds, or ``None`` for one fragment per segment and no
-            :class:`~ingest_node.media.outputs.Part` outputs.
+            :class:`~mediakit.cmaf.outputs.Part` outputs.
         anchor: timezone-aware wall clock of the first media sample (``program_date_time`` base).
         max_segment_duration: force-cut bound in seconds (rule 5).
         max_segment_bytes: force-cut bound in bytes; also bounds buffering before the first init (rule 5).

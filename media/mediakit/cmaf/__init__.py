@@ -1,8 +1,8 @@
-"""SANS-IO CMAF (fMP4) HLS muxer: RTMP audio/video message bodies in, init segments, parts, segments and playlists out.
+"""SANS-IO CMAF (fMP4) muxer: RTMP audio/video message bodies in, init segments, LL-HLS parts and segments out.
 
 No sockets, no asyncio, no subprocesses, no clocks: bytes in, bytes out (STYLE rule 1, as for ``ingest_node.rtmp``).
-The session layer feeds :class:`Segmenter` and publishes what it returns; :class:`MediaPlaylist` renders the live
-playlist from those outputs. Module map:
+The session layer feeds :class:`Segmenter` and publishes what it returns; :class:`mediakit.hls.MediaPlaylist` renders
+the live playlist from those outputs. Module map:
 
 - :mod:`.flv` — tag bodies (legacy FLV and Enhanced RTMP) → typed configs and frames
 - :mod:`.h264`, :mod:`.hevc`, :mod:`.av1`, :mod:`.aac` — codec configuration records → size and codec strings
@@ -10,20 +10,19 @@ playlist from those outputs. Module map:
 - :mod:`.tracks` — parsed configs → track descriptions (timescales, sample entry, identity for epochs)
 - :mod:`.timeline` — publisher timestamps → continuous output decode times (reconnects, audio sample counts)
 - :mod:`.segmenter` — configs, commits and the cut rules; :mod:`.assembly` — parts and segments from samples
-- :mod:`.outputs` — :class:`InitSegment`, :class:`Part`, :class:`Segment`; :mod:`.playlist` — m3u8
+- :mod:`.outputs` — :class:`InitSegment`, :class:`Part`, :class:`Segment`; :mod:`.probe` — describe a foreign init
 - :mod:`.errors` — :class:`UnsupportedMedia` (fall back to ffmpeg) / :class:`MediaUsageError` (caller bug)
 """
 
 from .errors import MalformedMedia, MediaError, MediaUsageError, UnsupportedMedia
 from .outputs import InitSegment, Output, Part, PartInfo, Segment
-from .playlist import MediaPlaylist, Variant, render_master
+from .probe import describe_init
 from .segmenter import Segmenter
 
 __all__ = [
     "InitSegment",
     "MalformedMedia",
     "MediaError",
-    "MediaPlaylist",
     "MediaUsageError",
     "Output",
     "Part",
@@ -31,6 +30,5 @@ __all__ = [
     "Segment",
     "Segmenter",
     "UnsupportedMedia",
-    "Variant",
-    "render_master",
+    "describe_init",
 ]
