@@ -12,8 +12,13 @@ Layout::
     sessions/<playback_id>/<session_id>/<kind>.json         session manifests (started, reconnecting, ended)
     vod/<playback_id>/<session_id>/recording.mp4            the finished recording (faststart MP4)
     vod/<playback_id>/<session_id>/index.m3u8               VOD playlist stitched over the live segments
-    thumbs/<playback_id>/<session_id>/live_<sequence>.jpg   live thumbnail cut from segment <sequence>
-    thumbs/<playback_id>/<session_id>/<image>               poster.jpg, storyboard.jpg, storyboard.vtt
+    thumbs/<playback_id>/<session_id>/live_<sequence>.<jpg|webp>   live thumbnail cut from segment <sequence>
+    thumbs/<playback_id>/<session_id>/<image>               poster.jpg, storyboard.vtt
+    thumbs/<playback_id>/<session_id>/storyboard_<n>.jpg    storyboard sprite sheet n (from 0) of the recording
+
+Live segments carry object metadata (:func:`segment_metadata`): the init epoch they need, whether they follow
+a discontinuity, their program date time. So a function holding only a segment's key finds its init segment
+without reading a playlist, and a recording can be rebuilt from the objects alone after a node crash.
 
 Rules:
 - Names (playback ids, session ids) match :data:`NAME_PATTERN`: no ``/``, no ``.``, so no ``..`` traversal and
@@ -84,10 +89,17 @@ class ImageKind(enum.StrEnum):
 
     #: Poster frame shown on the VOD card.
     POSTER = "poster.jpg"
-    #: Sprite sheet of frames for scrubbing previews.
-    STORYBOARD_SPRITE = "storyboard.jpg"
-    #: WebVTT cues mapping media time to sprite tiles.
+    #: WebVTT cues mapping media time to sprite tiles (``storyboard_<n>.jpg#xywh=...``).
     STORYBOARD_VTT = "storyboard.vtt"
+
+
+class ImageFormat(enum.StrEnum):
+    """Encodings of a live thumbnail (the same frame in each)."""
+
+    #: Every browser.
+    JPEG = "jpg"
+    #: ~30 % smaller at the same quality; every current browser.
+    WEBP = "webp"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -202,15 +214,34 @@ class LiveThumbnail(_SessionKey):
     """A live thumbnail cut from segment ``sequence`` (a new key each time, so CDNs never serve a stale one)."""
 
     sequence: int
+    image_format: ImageFormat = ImageFormat.JPEG
     prefix: ClassVar[str] = THUMBS_PREFIX
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _validate_sequence(self.sequence, "thumbnail sequence")
+        object.__setattr__(self, "image_format", ImageFormat(self.image_format))
 
     @property
     def key(self) -> str:
-        return f"{self.session_prefix}live_{self.sequence:0{_SEQUENCE_DIGITS}d}.jpg"
+        return f"{self.session_prefix}live_{self.sequence:0{_SEQUENCE_DIGITS}d}.{self.image_format.value}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoryboardSprite(_SessionKey):
+    """Sprite sheet ``index`` (from 0) of a recording's storyboard; the VTT names its tiles."""
+
+    index: int
+    prefix: ClassVar[str] = THUMBS_PREFIX
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.index, bool) or not isinstance(self.index, int) or not 0 <= self.index <= 999:
+            raise InvalidName(f"invalid storyboard sprite index {self.index!r}: must be an integer in 0..999")
+
+    @property
+    def key(self) -> str:
+        return f"{self.session_prefix}storyboard_{self.index:03d}.jpg"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -230,7 +261,15 @@ class SessionImage(_SessionKey):
 
 
 MediaKey = (
-    LiveInit | LiveSegment | LivePlaylist | SessionManifest | VodRecording | VodPlaylist | LiveThumbnail | SessionImage
+    LiveInit
+    | LiveSegment
+    | LivePlaylist
+    | SessionManifest
+    | VodRecording
+    | VodPlaylist
+    | LiveThumbnail
+    | SessionImage
+    | StoryboardSprite
 )
 
 _NAME = NAME_PATTERN.pattern
@@ -246,12 +285,17 @@ _DECODERS: tuple[tuple[re.Pattern[str], type, str | None], ...] = (
     ),
     (re.compile(rf"vod/(?P<p>{_NAME})/(?P<s>{_NAME})/recording\.mp4"), VodRecording, None),
     (re.compile(rf"vod/(?P<p>{_NAME})/(?P<s>{_NAME})/index\.m3u8"), VodPlaylist, None),
-    (re.compile(rf"thumbs/(?P<p>{_NAME})/(?P<s>{_NAME})/live_(?P<n>{_SEQ})\.jpg"), LiveThumbnail, "sequence"),
     (
-        re.compile(rf"thumbs/(?P<p>{_NAME})/(?P<s>{_NAME})/(?P<k>poster\.jpg|storyboard\.jpg|storyboard\.vtt)"),
+        re.compile(rf"thumbs/(?P<p>{_NAME})/(?P<s>{_NAME})/live_(?P<n>{_SEQ})\.(?P<f>jpg|webp)"),
+        LiveThumbnail,
+        "sequence",
+    ),
+    (
+        re.compile(rf"thumbs/(?P<p>{_NAME})/(?P<s>{_NAME})/(?P<k>poster\.jpg|storyboard\.vtt)"),
         SessionImage,
         "kind",
     ),
+    (re.compile(rf"thumbs/(?P<p>{_NAME})/(?P<s>{_NAME})/storyboard_(?P<n>\d{{3}})\.jpg"), StoryboardSprite, "index"),
 )
 
 
@@ -272,8 +316,10 @@ def decode(key: str) -> MediaKey:
         if match is None:
             continue
         fields: dict[str, object] = {"playback_id": match["p"], "session_id": match["s"]}
-        if extra in ("epoch", "sequence"):
+        if extra in ("epoch", "sequence", "index"):
             fields[extra] = int(match["n"])
+        if "f" in match.groupdict():
+            fields["image_format"] = match["f"]
         elif extra == "kind":
             fields["kind"] = match["k"]
         decoded = cls(**fields)
@@ -300,3 +346,43 @@ def playback_prefix(prefix: str, playback_id: str) -> str:
 def is_derived(key: str) -> bool:
     """True when ``key`` lies under a prefix that functions write and no trigger watches."""
     return key.startswith(DERIVED_PREFIXES)
+
+
+# ---------------------------------------------------------------------------------------------- object metadata
+
+#: ``x-amz-meta-*`` names (without the prefix) a live segment carries.
+META_EPOCH = "init-epoch"
+META_DISCONTINUITY = "discontinuity"
+META_PROGRAM_DATE_TIME = "program-date-time"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SegmentMetadata:
+    """What a live segment's object metadata says about it (see the module docstring)."""
+
+    #: The init segment it needs: ``LiveInit(epoch=...)`` of the same session.
+    epoch: int
+    #: First segment after a publisher reconnect or a codec change (EXT-X-DISCONTINUITY).
+    discontinuity: bool = False
+    #: ISO 8601 UTC wall-clock time of its first sample, as in the live playlist's EXT-X-PROGRAM-DATE-TIME.
+    program_date_time: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        """User metadata for a PutObject (names without ``x-amz-meta-``; boto3's ``Metadata=`` takes this)."""
+        values = {META_EPOCH: str(self.epoch), META_DISCONTINUITY: "1" if self.discontinuity else "0"}
+        if self.program_date_time:
+            values[META_PROGRAM_DATE_TIME] = self.program_date_time
+        return values
+
+    @classmethod
+    def parse(cls, metadata: dict[str, str]) -> SegmentMetadata | None:
+        """Read it back from S3's ``Metadata`` (keys lower-cased by S3); None when the segment carries none."""
+        values = {name.lower(): value for name, value in metadata.items()}
+        raw = values.get(META_EPOCH)
+        if raw is None or not raw.isdigit():
+            return None
+        return cls(
+            epoch=_validate_sequence(int(raw), "init epoch"),
+            discontinuity=values.get(META_DISCONTINUITY) == "1",
+            program_date_time=values.get(META_PROGRAM_DATE_TIME),
+        )

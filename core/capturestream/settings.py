@@ -91,6 +91,31 @@ class ApiSettings(FunctionSettings):
         return value
 
 
+class MediaFunctionSettings(FunctionSettings):
+    """Functions that run ffmpeg (thumbnails, recordings): the FfmpegLayer puts it on PATH as /opt/bin/ffmpeg."""
+
+    ffmpeg_binary: str = Field(default="ffmpeg", alias="FFMPEG_BINARY")
+
+
+class RecordingSettings(MediaFunctionSettings):
+    """The recording builder: ended sessions → MP4 + VOD playlist + poster + storyboard + recording item."""
+
+    #: Multipart part size of the MP4 upload in MiB (S3: ≥ 5 MiB, ≤ 10,000 parts, so 8 MiB covers 78 GiB).
+    part_size_mib: int = Field(default=16, ge=8, le=512, alias="RECORDING_PART_MIB")
+    #: Segment reads in flight while building.
+    read_concurrency: int = Field(default=16, ge=1, le=128, alias="RECORDING_READ_CONCURRENCY")
+
+
+class ReaperSettings(FunctionSettings):
+    """The reaper: ends sessions whose ingest node died."""
+
+    #: The ingest node's reconnect window (seconds); a session with no new segment for longer (+ the margin)
+    #: has lost its node.
+    reconnect_window: float = Field(default=60.0, ge=0, le=1800, alias="RECONNECT_WINDOW")
+    #: Extra seconds before the reaper steps in (the node ends its own sessions first when it is alive).
+    reaper_margin: float = Field(default=30.0, ge=0, le=3600, alias="REAPER_MARGIN")
+
+
 class IngestSettings(_Base):
     """The RTMP ingest node (``python -m ingest_node``)."""
 

@@ -25,6 +25,11 @@ ROUND_TRIPS = [
     (keys.LiveThumbnail(playback_id=P, session_id=S, sequence=7), f"thumbs/{P}/{S}/live_00000007.jpg"),
     (keys.SessionImage(playback_id=P, session_id=S, kind="poster.jpg"), f"thumbs/{P}/{S}/poster.jpg"),
     (keys.SessionImage(playback_id=P, session_id=S, kind="storyboard.vtt"), f"thumbs/{P}/{S}/storyboard.vtt"),
+    (
+        keys.LiveThumbnail(playback_id=P, session_id=S, sequence=7, image_format="webp"),
+        f"thumbs/{P}/{S}/live_00000007.webp",
+    ),
+    (keys.StoryboardSprite(playback_id=P, session_id=S, index=2), f"thumbs/{P}/{S}/storyboard_002.jpg"),
 ]
 
 
@@ -139,3 +144,12 @@ def test_key_literal_pattern_catches_f_strings() -> None:
     assert KEY_LITERAL.search("'sessions/abc/def/started.json'")
     assert KEY_LITERAL.search("`thumbs/${id}/poster.jpg`")
     assert not KEY_LITERAL.search('prefix = "live/"')
+
+
+def test_segment_metadata_round_trips() -> None:
+    """A segment's metadata survives S3 (names lower-cased); a segment without it reads as None."""
+    meta = keys.SegmentMetadata(epoch=2, discontinuity=True, program_date_time="2026-12-03T12:00:00.000Z")
+    stored = {name.title(): value for name, value in meta.headers().items()}
+    assert keys.SegmentMetadata.parse(stored) == meta
+    assert keys.SegmentMetadata.parse({}) is None
+    assert keys.SegmentMetadata.parse({"init-epoch": "x"}) is None
