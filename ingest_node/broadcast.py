@@ -7,6 +7,8 @@ joins.
 
 Rules:
 - Object keys come only from :mod:`capturestream.keys`.
+- Every live segment carries :class:`capturestream.keys.SegmentMetadata` (its init epoch, discontinuity flag and
+  program date time) as object metadata, so functions and the recording builder need no playlist.
 - Per broadcast, objects are queued in dependency order on one :class:`~ingest_node.uploader.StreamUploadQueue`:
   init before the segments that use it, each segment before the playlist that names it, ``started.json`` after
   the first init (so its codecs are known), ``ended.json`` after the final playlist with ENDLIST.
@@ -27,7 +29,7 @@ from typing import Any
 from capturestream import keys
 from capturestream.models import Channel, MediaInfo, SessionManifestBody, new_session_id
 from mediakit.cmaf import InitSegment, Segment, Segmenter, UnsupportedMedia
-from mediakit.hls import MediaPlaylist
+from mediakit.hls import MediaPlaylist, format_date_time
 
 from .ffmpeg_remuxer import FfmpegRemuxer, RemuxerError
 from .stream_stats import StreamStats
@@ -217,7 +219,12 @@ class Broadcast:
                 key = keys.LiveSegment(
                     playback_id=self.playback_id, session_id=self.session_id, sequence=output.sequence
                 )
-                await self._queue.put(key.key, output.data, MEDIA)
+                meta = keys.SegmentMetadata(
+                    epoch=output.epoch,
+                    discontinuity=output.discontinuity,
+                    program_date_time=format_date_time(output.program_date_time),
+                )
+                await self._queue.put(key.key, output.data, MEDIA, metadata=meta.headers())
                 self._playlist.add_segment(output, uri=_relative(key), init_uri=self._init_uri(output.epoch))
                 self._media_seconds += output.duration
                 playlist_changed = True

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
@@ -114,8 +115,10 @@ class S3Putter:
             await self._http.close()
             self._http = None
 
-    async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
-        """Store ``body`` at ``key``.
+    async def put(
+        self, key: str, body: bytes, *, content_type: str, cache_control: str, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        """Store ``body`` at ``key`` (``metadata``: user metadata, sent as signed ``x-amz-meta-<name>`` headers).
 
         Raises:
             S3PutError: with S3's status and error code (status 0 when no answer came back).
@@ -126,7 +129,12 @@ class S3Putter:
             self.target.host,
             path,
             payload_sha256=hashlib.sha256(body).hexdigest(),
-            headers={"content-type": content_type, "cache-control": cache_control, "content-length": str(len(body))},
+            headers={
+                "content-type": content_type,
+                "cache-control": cache_control,
+                "content-length": str(len(body)),
+                **{f"x-amz-meta-{name}": value for name, value in (metadata or {}).items()},
+            },
             credentials=self._credentials.get_frozen_credentials(),
         )
         assert self._http is not None, "use S3Putter as an async context manager"

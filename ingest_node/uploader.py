@@ -39,6 +39,8 @@ class Upload:
     content_type: str
     cache_control: str
     queued_at: float = field(default_factory=time.monotonic)
+    #: User metadata (``x-amz-meta-*``), e.g. a live segment's :class:`capturestream.keys.SegmentMetadata`.
+    metadata: dict[str, str] | None = None
 
 
 @dataclass
@@ -88,7 +90,11 @@ class Uploader:
             assert self._client is not None, "use Uploader as an async context manager"
             try:
                 await self._client.put(
-                    upload.key, upload.body, content_type=upload.content_type, cache_control=upload.cache_control
+                    upload.key,
+                    upload.body,
+                    content_type=upload.content_type,
+                    cache_control=upload.cache_control,
+                    metadata=upload.metadata,
                 )
             except S3PutError as error:
                 if attempt == self.max_attempts or not error.retryable:
@@ -121,10 +127,12 @@ class StreamUploadQueue:
         """Objects queued and not yet stored."""
         return self._queue.qsize()
 
-    async def put(self, key: str, body: bytes, kind: tuple[str, str]) -> None:
+    async def put(
+        self, key: str, body: bytes, kind: tuple[str, str], *, metadata: dict[str, str] | None = None
+    ) -> None:
         """Queue one object (waits when the queue is full: backpressure towards the publisher)."""
         content_type, cache_control = kind
-        await self._queue.put(Upload(key, body, content_type, cache_control))
+        await self._queue.put(Upload(key, body, content_type, cache_control, metadata=metadata))
 
     async def close(self) -> None:
         """Store everything queued, then stop the worker."""

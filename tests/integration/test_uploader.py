@@ -32,7 +32,7 @@ async def test_objects_are_stored_in_order_with_their_headers(bucket: str) -> No
         uploader.put = recording_put  # type: ignore[method-assign]
         queue = StreamUploadQueue(uploader, "t")
         for n in range(20):
-            await queue.put(f"obj/{n:03d}", bytes([n]) * 1000, MEDIA)
+            await queue.put(f"obj/{n:03d}", bytes([n]) * 1000, MEDIA, metadata={"init-epoch": str(n % 3)})
         await queue.put("obj/list", b"#EXTM3U\n", PLAYLIST)
         await queue.close()
     assert uploader.stats.uploaded == 21 and uploader.stats.failed == 0 and len(uploader.stats.latencies) == 21
@@ -40,6 +40,7 @@ async def test_objects_are_stored_in_order_with_their_headers(bucket: str) -> No
     assert head["ContentType"] == "application/vnd.apple.mpegurl" and head["CacheControl"] == "no-cache"
     head = s3.head_object(Bucket=bucket, Key="obj/007")
     assert head["ContentType"] == "video/mp4" and "immutable" in head["CacheControl"]
+    assert head["Metadata"] == {"init-epoch": "1"}  # signed x-amz-meta-* headers reach S3
     assert stored == [f"obj/{n:03d}" for n in range(20)] + ["obj/list"]  # stored one by one, in queue order
 
 
