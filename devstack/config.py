@@ -39,6 +39,15 @@ class StackConfig(BaseSettings):
     stage: str = Field(default="dev", pattern="^[A-Za-z0-9_-]{1,64}$", description="WebSocket API stage name")
     reconnect_window: float = Field(default=60.0, ge=0, le=1800, description="seconds a dropped stream may resume")
     segment_seconds: float = Field(default=1.0, gt=0, le=10, description="target HLS segment duration")
+    reaper_margin: float = Field(
+        default=30.0, ge=0, le=3600, description="seconds past the reconnect window before the reaper ends a session"
+    )
+    schedule_period: float | None = Field(
+        default=None,
+        gt=0,
+        le=86400,
+        description="run scheduled functions (the reaper) every N seconds instead of their template schedule",
+    )
     remuxer: str = Field(
         default="inprocess",
         pattern="^(inprocess|ffmpeg)$",

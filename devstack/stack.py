@@ -43,7 +43,13 @@ from capturestream.logs import configure_logging
 from .cdn_edge import CdnEdge
 from .cli import STACK_FILE, TOKEN_FILE
 from .config import StackConfig, requested_ports
-from .event_sources import DynamoDbStreamEventSource, EventSource, SqsEventSource, TtlSweeper
+from .event_sources import (
+    DynamoDbStreamEventSource,
+    EventSource,
+    ScheduledInvoker,
+    SqsEventSource,
+    TtlSweeper,
+)
 from .http_api import HttpApiAdapter
 from .lambda_runtime import LocalFunction
 from .minio_webhook import PATH as MINIO_WEBHOOK_PATH
@@ -122,7 +128,13 @@ class LocalStack:
         os.environ["AWS_ENDPOINT_URL"] = endpoint
         if self.config.s3_endpoint:  # MinIO mode: the SDKs send S3 calls there, everything else to `endpoint`
             os.environ["AWS_ENDPOINT_URL_S3"] = self.config.s3_endpoint
-        spec = load_stack_spec(parameters={"StageName": self.config.stage})
+        spec = load_stack_spec(
+            parameters={
+                "StageName": self.config.stage,
+                "ReconnectWindow": str(self.config.reconnect_window),
+                "ReaperMargin": str(self.config.reaper_margin),
+            }
+        )
         provisioned = await asyncio.to_thread(provision, spec, endpoint, s3_endpoint_url=self.config.s3_endpoint)
         self.functions = {fid: _local_function(spec, fid) for fid in spec.functions}
         http_port = await self._start_http(spec, provisioned, ports.http)
@@ -308,6 +320,19 @@ class LocalStack:
                         on_failure_queue_url=on_failure.url if on_failure else None,
                         filter_patterns=stream.filter_patterns,
                         maximum_batching_window=stream.batching_window,
+                    )
+                )
+            for schedule in (s for s in fn_spec.schedules if s.enabled):
+                self.sources.append(
+                    ScheduledInvoker(
+                        function,
+                        schedule.expression,
+                        rule_arn=f"arn:aws:events:{spec.region}:{spec.account_id}:rule/{spec.stack_name}-{fid}-"
+                        f"{schedule.name}",
+                        period=self.config.schedule_period,
+                        input=schedule.input,
+                        region_name=spec.region,
+                        account_id=spec.account_id,
                     )
                 )
         for table in spec.tables.values():

@@ -258,12 +258,13 @@ def test_environment_matches_the_settings_the_function_reads(logical_id: str) ->
 
 
 def test_table_and_rules_match_the_core_contract() -> None:
-    from capturestream import keys, table
+    from capturestream import keys, recordings, table
 
     spec = load_stack_spec()
     assert spec.table.key_schema == ((table.PK, "HASH"), (table.SK, "RANGE"))
     assert [(g.name, g.key_schema) for g in spec.table.gsis] == [
-        (table.GSI1, ((table.GSI1_PK, "HASH"), (table.GSI1_SK, "RANGE")))
+        (table.GSI1, ((table.GSI1_PK, "HASH"), (table.GSI1_SK, "RANGE"))),
+        (recordings.GSI2, ((recordings.GSI2_PK, "HASH"), (recordings.GSI2_SK, "RANGE"))),
     ]
     assert spec.table.ttl_attribute == table.TTL_ATTRIBUTE
     for rule in spec.rules.values():
@@ -286,9 +287,17 @@ def test_spec_table(spec) -> None:  # noqa: ANN001
     table = spec.table
     assert table.name == "capturestream-MediaTable"
     assert table.key_schema == (("pk", "HASH"), ("sk", "RANGE"))
-    assert set(table.attribute_definitions) == {("pk", "S"), ("sk", "S"), ("gsi1pk", "S"), ("gsi1sk", "S")}
-    (gsi,) = table.gsis
+    assert set(table.attribute_definitions) == {
+        ("pk", "S"),
+        ("sk", "S"),
+        ("gsi1pk", "S"),
+        ("gsi1sk", "S"),
+        ("gsi2pk", "S"),
+        ("gsi2sk", "S"),
+    }
+    gsi, gsi2 = table.gsis
     assert (gsi.name, gsi.key_schema, gsi.projection_type) == ("gsi1", (("gsi1pk", "HASH"), ("gsi1sk", "RANGE")), "ALL")
+    assert (gsi2.name, gsi2.projection_type) == ("gsi2", "ALL")
     assert (table.ttl_attribute, table.stream_view_type, table.billing_mode) == (
         "expires_at",
         "NEW_AND_OLD_IMAGES",
