@@ -109,6 +109,9 @@ class Recording(BaseModel):
     poster_path: str | None = None
     storyboard: Storyboard | None = None
     stats: BroadcastStats | None = None
+    #: Fingerprint of the objects it was built from (keys + ETags): a duplicate event over the same inputs
+    #: finds its recording already built.
+    source: str | None = None
 
     def to_item(self) -> table.Item:
         """The DynamoDB item (indexed only when ready; a tombstone expires)."""

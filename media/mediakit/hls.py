@@ -116,16 +116,21 @@ class MediaPlaylist:
             if self._segments.popleft().discontinuity:
                 self._removed_discontinuities += 1
 
-    def render(self, *, ended: bool = False, preload_hint: str | None = None) -> str:
+    def render(self, *, ended: bool = False, preload_hint: str | None = None, vod: bool = False) -> str:
         """The playlist text.
 
         Args:
             ended: append ``EXT-X-ENDLIST`` (and no preload hint).
             preload_hint: URI of the next part, for ``EXT-X-PRELOAD-HINT`` (LL-HLS, live only).
+            vod: a finished recording: ``EXT-X-PLAYLIST-TYPE:VOD`` (RFC 8216 §4.3.3.5, the playlist never
+                changes) and ``EXT-X-ENDLIST``.
         """
+        ended = ended or vod
         low_latency = self.part_target is not None
         segments = list(self._segments)
         lines = ["#EXTM3U", f"#EXT-X-VERSION:{9 if low_latency else 7}", f"#EXT-X-TARGETDURATION:{self._target}"]
+        if vod:
+            lines.append("#EXT-X-PLAYLIST-TYPE:VOD")
         if low_latency:
             lines.append(f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * self._part_target:.3f}")
             lines.append(f"#EXT-X-PART-INF:PART-TARGET={self._part_target:.3f}")

@@ -1,0 +1,49 @@
+"""Recording function: ``sessions/<pb>/<session>/ended.json`` (EventBridge → SQS, one at a time) → the broadcast's VOD.
+
+Parse → build (:mod:`.build`) → report. A message whose build fails (broken inputs: the item says ``failed``
+and why; or an infrastructure error) is reported as a batch item failure, so SQS retries it and then parks it in
+``RecordingDLQ``. A manifest that is not an ``ended.json`` or names another session is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from typing import Any
+
+import boto3
+
+from capturestream import events, keys
+from capturestream.models import SessionManifestBody
+from capturestream.settings import RecordingSettings, get_settings
+
+from .build import build_recording
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def _clients() -> tuple[Any, Any]:
+    return boto3.client("s3"), boto3.client("dynamodb")
+
+
+def handler(event: dict, context: Any) -> dict:
+    """Build the recording of every ended session in the batch; report the messages that failed."""
+    s3, dynamodb = _clients()
+    settings = get_settings(RecordingSettings)
+    failed: list[str] = []
+    for item in events.parse_sqs(event):
+        for media in item.events:
+            key = media.media_key
+            if not isinstance(key, keys.SessionManifest) or key.kind is not keys.ManifestKind.ENDED:
+                continue
+            try:
+                raw = s3.get_object(Bucket=media.object.bucket, Key=key.key)["Body"].read()
+                body = SessionManifestBody.model_validate_json(raw)
+                if (body.playback_id, body.session_id) != (key.playback_id, key.session_id):
+                    raise ValueError(f"manifest ids do not match its key {key.key}")
+                build_recording(s3=s3, dynamodb=dynamodb, settings=settings, body=body)
+            except Exception:
+                log.exception("recording build failed", extra={"message_id": item.message_id, "key": key.key})
+                failed.append(item.message_id)
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in dict.fromkeys(failed)]}
