@@ -7,6 +7,7 @@ describe/get calls against a real moto server (``moto_endpoint``).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,18 +160,27 @@ def test_bucket_events_reach_exactly_the_queues_the_rules_name(
     """moto does not echo EventBridgeConfiguration, so prove the notification end to end instead."""
     s3, sqs, bucket = clients["s3"], clients["sqs"], _local_name("MediaBucket")
     expected: dict[str, set[str]] = {queue: set() for queue in _of_type("AWS::SQS::Queue")}
-    probes = []
-    for props in _of_type("AWS::Events::Rule").values():
+    rules = _of_type("AWS::Events::Rule").values()
+    probes = ["live/pb/s/seg_00000001.m4s", "live/pb/s/seg_00000010.m4s", "sessions/pb/s/started.json"]
+    for props in rules:
         for matcher in props["EventPattern"]["detail"]["object"]["key"]:
             if "prefix" in matcher:
-                key = f"{matcher['prefix']}parity/probe.json"
+                probes.append(f"{matcher['prefix']}parity/probe.json")
             else:  # a wildcard: every * becomes a path-safe word
-                key = matcher["wildcard"].replace("*", "parity")
-            probes.append(key)
-            for target in props["Targets"]:
-                expected[_logical_id(target["Arn"])].add(key)
+                probes.append(matcher["wildcard"].replace("*", "parity"))
+    for key in probes:  # a key reaches every rule it matches (EventBridge: '*' spans '/' too, like fnmatch)
+        for props in rules:
+            patterns = props["EventPattern"]["detail"]["object"]["key"]
+            if any(key.startswith(m["prefix"]) if "prefix" in m else fnmatch.fnmatchcase(key, m["wildcard"])
+                   for m in patterns):  # fmt: skip
+                for target in props["Targets"]:
+                    expected[_logical_id(target["Arn"])].add(key)
+    assert "live/pb/s/seg_00000010.m4s" in expected["ThumbnailQueue"] and "live/pb/s/seg_00000010.m4s" in expected[
+        "SegmentQueue"]  # fmt: skip
+    assert "live/pb/s/seg_00000001.m4s" not in expected["ThumbnailQueue"]  # sampled: 1 in 5
     # Never-trigger objects first: moto delivers inside the PUT, so anything they caused is queued before the probes.
-    never = ("thumbs/parity/poster.jpg", "parity/outside-every-prefix.json", "live/parity/s/index.m3u8")
+    never = ("thumbs/parity/poster.jpg", "parity/outside-every-prefix.json", "live/parity/s/index.m3u8",
+             "live/pb/s/init_0.mp4", "vod/pb/s/recording.mp4")  # fmt: skip
     for key in (*never, *probes):
         s3.put_object(Bucket=bucket, Key=key, Body=b"{}")
     for logical_id, keys in expected.items():
