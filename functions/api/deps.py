@@ -1,13 +1,14 @@
-"""FastAPI dependencies of the REST API: settings, the DynamoDB client, the current user.
+"""FastAPI dependencies of the REST API: settings, the DynamoDB and S3 clients, the current user.
 
 Rules:
 - Nothing is read or created at import time. Settings come from ``capturestream.settings.get_settings``
-  (cached; tests call ``get_settings.cache_clear()``), the boto3 client is a lazily built module singleton
-  reused across warm invocations (STYLE §6 rule 8).
+  (cached; tests call ``get_settings.cache_clear()``), the boto3 clients are lazily built module singletons
+  reused across warm invocations (STYLE §6 rule 8). Only recording deletion needs S3, so most invocations
+  never build that client.
 - The client's endpoint comes from ``AWS_ENDPOINT_URL`` (honoured by botocore itself), never from settings:
   that is how the same code talks to moto, LocalStack or AWS (rule 9).
-- Every dependency is an ``Annotated`` alias (``SettingsDep``, ``DynamoDep``, ``CurrentUser``) so routes read
-  as plain parameters and tests can swap any of them with ``app.dependency_overrides``.
+- Every dependency is an ``Annotated`` alias (``SettingsDep``, ``DynamoDep``, ``S3Dep``, ``CurrentUser``) so
+  routes read as plain parameters and tests can swap any of them with ``app.dependency_overrides``.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from capturestream.tokens import User, verify_token
 
 #: A boto3 ``dynamodb`` client (typed ``Any``: boto3-stubs are not a dependency).
 DynamoDBClient = Any
+#: A boto3 ``s3`` client.
+S3Client = Any
 
 #: Bounded AWS calls: an API request must fail fast rather than hang until the gateway's 30 s timeout.
 _CLIENT_TIMEOUTS = {"connect_timeout": 2, "read_timeout": 5, "retries": {"max_attempts": 3, "mode": "standard"}}
 
 _client_lock = threading.Lock()
 _dynamodb: DynamoDBClient | None = None
+_s3: S3Client | None = None
 
 
 def get_api_settings() -> ApiSettings:
@@ -54,11 +58,25 @@ def get_dynamodb() -> DynamoDBClient:
     return _dynamodb
 
 
+def get_s3() -> S3Client:
+    """The process-wide boto3 S3 client, created on first use (same rules as :func:`get_dynamodb`)."""
+    global _s3
+    if _s3 is None:
+        with _client_lock:
+            if _s3 is None:
+                import boto3
+                from botocore.config import Config
+
+                _s3 = boto3.client("s3", config=Config(**_CLIENT_TIMEOUTS))
+    return _s3
+
+
 def reset_clients() -> None:
-    """Forget the cached client (tests: after changing ``AWS_ENDPOINT_URL`` or credentials)."""
-    global _dynamodb
+    """Forget the cached clients (tests: after changing ``AWS_ENDPOINT_URL`` or credentials)."""
+    global _dynamodb, _s3
     with _client_lock:
         _dynamodb = None
+        _s3 = None
 
 
 _bearer = HTTPBearer(
@@ -89,4 +107,5 @@ def no_store(response: Response) -> None:
 
 SettingsDep = Annotated[ApiSettings, Depends(get_api_settings)]
 DynamoDep = Annotated[DynamoDBClient, Depends(get_dynamodb)]
+S3Dep = Annotated[S3Client, Depends(get_s3)]
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -10,6 +10,9 @@ Rules:
 - Likewise public stream and chat models (:class:`StreamOut`, :class:`ChatMessageOut`) are built field by field
   from the core read models, never from raw items: no key attribute (``pk``, ``gsi1pk``) or internal field
   (``revision``, ``channel_id``) reaches a viewer.
+- Recording models (:class:`RecordingOut`, :class:`RecordingDetail`) are built field by field from
+  :class:`~capturestream.recordings.Recording`; they carry the channel id (the library filters by it) and
+  object paths only as CDN URLs.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pydantic.alias_generators import to_camel
 
 from capturestream.chat import ChatEntry
 from capturestream.models import Channel, MediaInfo
+from capturestream.recordings import BroadcastStats, Recording, Storyboard
 from capturestream.streams import SessionView, StreamView, media_url
 
 _WIRE = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
@@ -229,6 +233,169 @@ class ChatPage(BaseModel):
     session_id: str = Field(description="The broadcast this chat belongs to; pass it with the cursor.")
     items: list[ChatMessageOut]
     next_cursor: str | None = Field(default=None, description="Pass as ?cursor= for the next page; null at the end.")
+
+
+class RecordingOut(BaseModel):
+    """A recording as the VOD library lists it (ready ones only)."""
+
+    model_config = _WIRE
+
+    id: str = Field(description="The recording id: the broadcast's session id.", examples=["20261125T153527Z-k3x9q2"])
+    title: str
+    channel_id: str
+    playback_id: str = Field(description="The channel's public playback id (the live stream's id).")
+    started_at: datetime
+    ended_at: datetime | None
+    duration: float | None = Field(description="Seconds of media in the MP4.")
+    size: int | None = Field(description="Bytes of the MP4.")
+    poster_url: str | None
+    codecs: str | None = Field(description="RFC 6381 codecs of the MP4.", examples=["avc1.64001f,mp4a.40.2"])
+    video_codec: str | None
+    audio_codec: str | None
+    width: int | None
+    height: int | None
+
+    @classmethod
+    def fields_of(cls, recording: Recording, *, cdn_base_url: str) -> dict[str, object]:
+        """Constructor arguments of the public view of ``recording`` (shared with :class:`RecordingDetail`)."""
+        return {
+            "id": recording.recording_id,
+            "title": recording.title,
+            "channel_id": recording.channel_id,
+            "playback_id": recording.playback_id,
+            "started_at": recording.started_at,
+            "ended_at": recording.ended_at,
+            "duration": recording.duration,
+            "size": recording.size,
+            "poster_url": media_url(cdn_base_url, recording.poster_path),
+            "codecs": recording.codecs,
+            "video_codec": recording.video_codec,
+            "audio_codec": recording.audio_codec,
+            "width": recording.width,
+            "height": recording.height,
+        }
+
+    @classmethod
+    def of(cls, recording: Recording, *, cdn_base_url: str) -> RecordingOut:
+        """The public view of a recording item."""
+        return cls(**cls.fields_of(recording, cdn_base_url=cdn_base_url))
+
+
+class RecordingList(BaseModel):
+    """One page of ready recordings, newest broadcast first."""
+
+    model_config = _WIRE
+
+    items: list[RecordingOut]
+    next_cursor: str | None = Field(default=None, description="Pass as ?cursor= for the next page; null at the end.")
+
+
+class StoryboardOut(BaseModel):
+    """Seek previews: a WebVTT file whose cues point at tiles (``#xywh=``) of the sprite sheets."""
+
+    model_config = _WIRE
+
+    vtt_url: str
+    sprite_urls: list[str]
+    interval: float = Field(description="Seconds of media per tile.")
+    tile_width: int
+    tile_height: int
+    columns: int
+    rows: int
+    tiles: int
+
+    @classmethod
+    def of(cls, storyboard: Storyboard, *, cdn_base_url: str) -> StoryboardOut:
+        """The public view of a recording's storyboard."""
+        return cls(
+            vtt_url=media_url(cdn_base_url, storyboard.vtt_path) or "",
+            sprite_urls=[media_url(cdn_base_url, path) or "" for path in storyboard.sprite_paths],
+            interval=storyboard.interval,
+            tile_width=storyboard.tile_width,
+            tile_height=storyboard.tile_height,
+            columns=storyboard.columns,
+            rows=storyboard.rows,
+            tiles=storyboard.tiles,
+        )
+
+
+class BroadcastStatsOut(BaseModel):
+    """How the broadcast went."""
+
+    model_config = _WIRE
+
+    duration: float = Field(description="Seconds.")
+    peak_viewers: int
+    average_viewers: float = Field(description="Time-weighted mean of concurrent viewers.")
+    chat_messages: int
+    reconnects: int = Field(description="Times the publisher came back inside the reconnect window.")
+
+    @classmethod
+    def of(cls, stats: BroadcastStats) -> BroadcastStatsOut:
+        """The public view of a recording's broadcast stats."""
+        return cls(
+            duration=stats.duration,
+            peak_viewers=stats.peak_viewers,
+            average_viewers=stats.average_viewers,
+            chat_messages=stats.chat_messages,
+            reconnects=stats.reconnects,
+        )
+
+
+class ChatRange(BaseModel):
+    """The chat replay of a recording: the query of ``GET /api/streams/{playbackId}/chat``."""
+
+    model_config = _WIRE
+
+    session: str = Field(description="The broadcast id (``?session=``).")
+    from_: float = Field(alias="from", description="Media seconds (``?from=``).")
+    to: float | None = Field(description="Media seconds, exclusive (``?to=``); null while the duration is unknown.")
+
+
+def chat_url(playback_id: str, session_id: str, to: float | None) -> str:
+    """The API path of a broadcast's chat between media time 0 and ``to``."""
+    query = f"session={session_id}&from=0"
+    if to is not None:
+        query += "&to=" + f"{to:.3f}".rstrip("0").rstrip(".")
+    return f"/api/streams/{playback_id}/chat?{query}"
+
+
+class RecordingDetail(RecordingOut):
+    """One recording: where it is, its media and preview URLs, how the broadcast went and where its chat is."""
+
+    status: Literal["building", "ready", "failed"]
+    error: str | None = Field(description="Why the build failed (``failed`` only).")
+    mp4_url: str | None = Field(description="The whole broadcast as one faststart MP4.")
+    playlist_url: str | None = Field(description="VOD HLS playlist over the live segments.")
+    storyboard: StoryboardOut | None
+    stats: BroadcastStatsOut | None
+    chat: ChatRange
+    chat_url: str = Field(description="API path of the chat replay (``chat`` as a query).")
+
+    @classmethod
+    def of_recording(cls, recording: Recording, *, cdn_base_url: str) -> RecordingDetail:
+        """The public view of a recording item that is not deleted."""
+        status = recording.status.value
+        if status not in ("building", "ready", "failed"):
+            raise ValueError(f"a {status} recording has no public view")
+        duration = recording.duration if recording.duration is not None else _stats_duration(recording)
+        return cls(
+            **cls.fields_of(recording, cdn_base_url=cdn_base_url),
+            status=status,
+            error=recording.error if status == "failed" else None,
+            mp4_url=media_url(cdn_base_url, recording.mp4_path),
+            playlist_url=media_url(cdn_base_url, recording.playlist_path),
+            storyboard=StoryboardOut.of(recording.storyboard, cdn_base_url=cdn_base_url)
+            if recording.storyboard
+            else None,
+            stats=BroadcastStatsOut.of(recording.stats) if recording.stats else None,
+            chat=ChatRange(session=recording.recording_id, from_=0.0, to=duration),
+            chat_url=chat_url(recording.playback_id, recording.recording_id, duration),
+        )
+
+
+def _stats_duration(recording: Recording) -> float | None:
+    return recording.stats.duration if recording.stats else None
 
 
 CaptureSource = Literal["screen", "camera", "screen+camera"]

@@ -7,17 +7,27 @@ Rules:
   once per stream per batch.
 - The stored ``viewer_count`` is written only when it differs, with a condition that the stream item exists:
   a count never creates a stream item for a stream that was never live.
+- The same count goes to the stream's current broadcast (its session item) for the recording's viewer stats
+  (:mod:`capturestream.audience_stats`): read, then a write conditioned on what was read, retried a few times
+  when another notifier wins the race. It is checked on every recount of a stream that has not ended, also
+  when the stream's count is unchanged: a new broadcast inherits the stream's count from the previous one.
 - A stale connection (``GoneException``) is forgotten exactly: its subscriptions, then its item. The sender of
   a message is never touched unless its own post came back Gone.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
-from capturestream import messages, notifications, table
+from capturestream import audience_stats, messages, notifications, table
+from capturestream.models import StreamStatus, utc_now
+
+log = logging.getLogger(__name__)
+
+#: Read-and-write rounds :func:`store_session_viewers` tries before giving up on one count.
+SESSION_STATS_ATTEMPTS = 4
 
 
 def _pages(dynamodb: Any, table_name: str, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -46,19 +56,49 @@ def connection_ids(subscription_items: list[dict[str, Any]]) -> list[str]:
 
 
 def store_viewer_count(dynamodb: Any, table_name: str, playback_id: str, items: list[dict[str, Any]]) -> int:
-    """Count distinct viewers and store the count on the stream item when it changed; return the count."""
+    """Count distinct viewers, store the count on the stream item when it changed and on its current broadcast's
+    session item (:func:`store_session_viewers`); return the count."""
     count = notifications.viewer_count(items)
-    # Failing the condition means unchanged, or a stream that never went live: nothing to store.
-    with contextlib.suppress(dynamodb.exceptions.ConditionalCheckFailedException):
-        dynamodb.update_item(
+    try:
+        stream = dynamodb.update_item(
             TableName=table_name,
             Key=table.stream_key(playback_id),
             UpdateExpression="SET #count = :count",
             ConditionExpression="attribute_exists(#pk) AND (attribute_not_exists(#count) OR #count <> :count)",
             ExpressionAttributeNames={"#pk": table.PK, "#count": "viewer_count"},
             ExpressionAttributeValues={":count": {"N": str(count)}},
-        )
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        ).get("Attributes")
+    except dynamodb.exceptions.ConditionalCheckFailedException as exc:
+        # Unchanged (the stored item comes back), or a stream that never went live (nothing comes back).
+        stream = exc.response.get("Item")
+    if stream and "session_id" in stream and stream.get("status", {}).get("S") != StreamStatus.ENDED.value:
+        store_session_viewers(dynamodb, table_name, stream["session_id"]["S"], count)
     return count
+
+
+def store_session_viewers(
+    dynamodb: Any, table_name: str, session_id: str, count: int, *, attempts: int = SESSION_STATS_ATTEMPTS
+) -> bool:
+    """Move a live broadcast's viewer stats to ``count`` now; False when there was nothing to write.
+
+    Optimistic: read, write conditioned on the values read, and on ``ConditionalCheckFailed`` read again (up to
+    ``attempts`` times). Losing every attempt is logged, not raised: the stats are approximate by nature and a
+    failed batch would repost every message in it.
+    """
+    for _ in range(attempts):
+        stored = dynamodb.get_item(TableName=table_name, **audience_stats.session_viewers_read(session_id))
+        update = audience_stats.session_viewers_update(session_id, stored.get("Item"), count, utc_now())
+        if update is None:
+            return False
+        try:
+            dynamodb.update_item(TableName=table_name, **update)
+        except dynamodb.exceptions.ConditionalCheckFailedException:
+            continue
+        return True
+    log.warning("viewer stats not stored after %d attempts", attempts, extra={"session_id": session_id})
+    return False
 
 
 def forget(dynamodb: Any, table_name: str, connection_id: str) -> None:

@@ -80,6 +80,8 @@ async def test_one_broadcasts_batch_reaches_subscribers_and_lobby_in_order(stack
     _connect(dynamodb, STALE, "anon:ghost", watches="pb1")  # its $disconnect was missed
     dynamodb.put_item(TableName=TABLE, Item=table.to_item({**{k: v["S"] for k, v in table.stream_key("pb1").items()},
                                                            "playback_id": "pb1", "session_id": "s0"}))  # fmt: skip
+    dynamodb.put_item(TableName=TABLE, Item=table.to_item({**{k: v["S"] for k, v in table.session_key("s0").items()},
+                                                           "session_id": "s0", "status": "live"}))  # fmt: skip
     function = LocalFunction("NotifierFunction", "notifier.handler.handler", code_uri="functions/", timeout=10)
     assert await function.invoke(BATCH) == {"batchItemFailures": []}
 
@@ -106,6 +108,8 @@ async def test_one_broadcasts_batch_reaches_subscribers_and_lobby_in_order(stack
         assert "Item" in dynamodb.get_item(TableName=TABLE, Key=table.connection_key(stack[name]))
     stored = table.from_item(dynamodb.get_item(TableName=TABLE, Key=table.stream_key("pb1"))["Item"])
     assert stored["viewer_count"] == 2
+    session = table.from_item(dynamodb.get_item(TableName=TABLE, Key=table.session_key("s0"))["Item"])
+    assert (session["viewers_now"], session["peak_viewers"], session["viewer_seconds"]) == (2, 2, 0)
 
 
 async def test_a_redelivered_batch_posts_nothing_new_for_unchanged_state(stack: dict[str, Any]) -> None:

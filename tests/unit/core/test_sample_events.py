@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ SAMPLE_KINDS = {
     "notifier_dynamodb_stream.json": "dynamodb",
     "api_get_status.json": "http",
     "api_post_channels.json": "http",
+    "reaper_schedule.json": "schedule",
 }
 
 
@@ -92,6 +94,15 @@ def test_http_samples_are_payload_v2(name: str, method: str, path: str, bearer: 
     assert event["headers"].get("authorization", "").startswith("Bearer ") is bearer
     if "body" in event:
         assert isinstance(json.loads(event["body"]), dict)
+
+
+def test_reaper_sample_is_an_eventbridge_scheduled_event() -> None:
+    event = load("reaper_schedule.json")
+    assert (event["source"], event["detail-type"], event["detail"]) == ("aws.events", "Scheduled Event", {})
+    assert event["version"] == "0" and event["account"].isdigit() and event["region"]
+    assert datetime.fromisoformat(event["time"]).tzinfo is not None
+    (rule,) = event["resources"]
+    assert rule.startswith(f"arn:aws:events:{event['region']}:{event['account']}:rule/")
 
 
 @pytest.mark.parametrize("name", [n for n, kind in SAMPLE_KINDS.items() if kind != "sqs"])
