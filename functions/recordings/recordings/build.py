@@ -80,7 +80,9 @@ def build_recording(
         _store(dynamodb, settings.table_name, failed)
         log.error("recording failed: %s", error, extra={"session_id": body.session_id})
         raise
-    _store(dynamodb, settings.table_name, recording)
+    if not _store(dynamodb, settings.table_name, recording):
+        log.warning("recording deleted while it was built; left deleted", extra={"session_id": body.session_id})
+        return None
     return recording
 
 
@@ -191,5 +193,16 @@ def _load(dynamodb: Any, table_name: str, session_id: str) -> Recording | None:
     return Recording.from_item(item)
 
 
-def _store(dynamodb: Any, table_name: str, recording: Recording) -> None:
-    dynamodb.put_item(TableName=table_name, Item=recording.to_item())
+def _store(dynamodb: Any, table_name: str, recording: Recording) -> bool:
+    """Store the item unless its owner deleted the recording meanwhile (the tombstone wins); False then."""
+    try:
+        dynamodb.put_item(
+            TableName=table_name,
+            Item=recording.to_item(),
+            ConditionExpression="attribute_not_exists(#pk) OR #status <> :deleted",
+            ExpressionAttributeNames={"#pk": table.PK, "#status": "status"},
+            ExpressionAttributeValues={":deleted": {"S": RecordingStatus.DELETED.value}},
+        )
+    except dynamodb.exceptions.ConditionalCheckFailedException:
+        return False
+    return True

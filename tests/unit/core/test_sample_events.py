@@ -22,6 +22,8 @@ def load(name: str) -> Any:
 # sample → (kind, details)
 SAMPLE_KINDS = {
     "catalog_sqs_eventbridge.json": "sqs",
+    "thumbnail_sqs_eventbridge.json": "sqs",
+    "recording_sqs_eventbridge.json": "sqs",
     "ws_connect.json": "ws",
     "ws_disconnect.json": "ws",
     "ws_default_chat.json": "ws",
@@ -47,6 +49,26 @@ def test_catalog_sample_is_an_sqs_wrapped_eventbridge_started_manifest() -> None
     )
     assert media.object.event_name == "ObjectCreated:Put"
     assert events.parse(event) == [media]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "thumbnail_sqs_eventbridge.json",
+            keys.LiveSegment(playback_id="pb1", session_id="20261125T150000Z-a1", sequence=5),
+        ),
+        (
+            "recording_sqs_eventbridge.json",
+            keys.SessionManifest(playback_id="pb1", session_id="20261125T150000Z-a1", kind=keys.ManifestKind.ENDED),
+        ),
+    ],
+)
+def test_media_function_samples_are_what_their_rules_deliver(name: str, expected: keys.MediaKey) -> None:
+    """ThumbnailFunction gets a sampled segment (sequence ending in 0 or 5), RecordingFunction an ended.json."""
+    (item,) = events.parse_sqs(load(name))
+    (media,) = item.events
+    assert media.media_key == expected
 
 
 @pytest.mark.parametrize(
