@@ -12,6 +12,13 @@ Rules:
   tail for its error messages, so stderr must stay short (and be drained); ``-nostdin`` keeps ffmpeg from reading
   keystrokes (``pipe:0`` input is still read); ``-y`` because the caller owns the output paths. ffmpeg-python puts
   global options after the output, where ffmpeg accepts them.
+- Images for viewers are JPEG in full range written as ``yuv420p`` tagged ``pc`` (``-strict unofficial``), which
+  mjpeg writes as the same standard JFIF as ``yuvj420p``: ffmpeg 5.1's swscaler prints a "deprecated pixel
+  format" warning for every ``yuvj*`` conversion it sets up (a dozen lines per thumbnail), which would bury the
+  stderr tail. WebP stays limited range (what WebP decoders assume).
+- Images stored for recordings are reproducible: one thread, ``+bitexact`` for codec, muxer and scaler, and the
+  portable integer DCT (``-dct int``: x86 otherwise picks an SSE2 DCT whose output differs from the C one that
+  an ARM Lambda runs), so rebuilding a recording stores byte-identical objects.
 - The HLS layout is the in-process segmenter's (``mediakit.cmaf``): CMAF fMP4, ``init_<epoch>.mp4``,
   ``seg_%08d.m4s`` numbered from the media sequence, ``index.m3u8`` listing every segment (``-hls_list_size 0``).
 """
@@ -28,6 +35,18 @@ import ffmpeg
 PLAYLIST_NAME = "index.m3u8"
 SEGMENT_PATTERN = "seg_%08d.m4s"
 GLOBAL_ARGS = ("-hide_banner", "-nostats", "-nostdin", "-loglevel", "warning")
+#: File names of the storyboard sprite sheets ffmpeg writes (``sprite_000.jpg``, ...), one per full grid of tiles.
+SPRITE_PATTERN = "sprite_%03d.jpg"
+#: Swscale flags for stored images: sharp downscaling, accurate rounding, the scaler's bit-exact code paths.
+EXACT_SCALE_FLAGS = "lanczos+accurate_rnd+bitexact"
+#: The same for storyboard tiles (an 8× reduction): area averaging, ~20 % less CPU than lanczos for 500 tiles.
+TILE_SCALE_FLAGS = "area+accurate_rnd+bitexact"
+#: Output options that make an image run reproducible (single thread, no version strings, portable DCT).
+EXACT_OUTPUT = {"threads": 1, "flags": "+bitexact", "fflags": "+bitexact", "dct": "int"}
+#: mjpeg's full-range JPEG from ``yuv420p`` frames tagged ``pc`` (see the module rules).
+JPEG_FULL_RANGE = {"c:v": "mjpeg", "strict": "unofficial", "pix_fmt": "yuv420p", "color_range": "pc"}
+#: Most inputs one storyboard run takes (one keyframe file per init epoch run).
+MAX_STORYBOARD_INPUTS = 256
 #: Linux MAX_ARG_STRLEN: one argv string (the ``concat:`` URL) may not be longer.
 MAX_ARG_LENGTH = 128 * 1024
 
@@ -138,6 +157,171 @@ def thumbnail_args(
     return _compile(stream, ffmpeg_bin)
 
 
+def sprite_name(index: int) -> str:
+    """File name of storyboard sprite sheet ``index`` (from 0) as :func:`storyboard_args` writes it."""
+    return SPRITE_PATTERN % _integer(index, "index", 0, 999)
+
+
+def live_thumbnail_args(
+    *,
+    source: Path | None,
+    jpeg: Path,
+    webp: Path,
+    width: int = 640,
+    frames: int = 60,
+    jpeg_quality: int = 3,
+    webp_quality: int = 75,
+    ffmpeg_bin: str = "ffmpeg",
+) -> list[str]:
+    """A live thumbnail: one representative frame of an fMP4 init + segment, as a JPEG and a WebP.
+
+    The ``thumbnail`` filter keeps, out of up to ``frames`` decoded frames, the one whose colour histogram is
+    closest to the batch average: not the segment's first keyframe, which may be black or mid fade-in. Frames are
+    scaled first (the filter then compares small frames), the chosen one is split into the two encoders.
+
+    Args:
+        source: an absolute file holding init + segment bytes; ``None`` reads them from stdin (``pipe:0``).
+        jpeg: absolute ``.jpg`` output path.
+        webp: absolute ``.webp`` output path.
+        width: output width in pixels (16-3840); the height keeps the aspect and is even.
+        frames: ``thumbnail`` batch size (2-1000); a shorter segment is judged on the frames it has.
+        jpeg_quality: ``-q:v`` of the JPEG (2 best - 31 worst).
+        webp_quality: libwebp ``-quality`` (0-100).
+        ffmpeg_bin: the ffmpeg executable.
+
+    Raises:
+        ArgsError: an input out of range.
+    """
+    _integer(width, "width", 16, 3840)
+    _integer(frames, "frames", 2, 1000)
+    _integer(jpeg_quality, "jpeg_quality", 2, 31)
+    _integer(webp_quality, "webp_quality", 0, 100)
+    source_url = "pipe:0" if source is None else _path(source, "source")
+    jpeg_path = _path(jpeg, "jpeg", suffixes=(".jpg", ".jpeg"))
+    webp_path = _path(webp, "webp", suffixes=(".webp",))
+    picked = (
+        ffmpeg.input(source_url, **({"format": "mp4"} if source is None else {}))
+        .video.filter("scale", width, -2, flags="lanczos")
+        .filter("thumbnail", n=frames)
+        .filter_multi_output("split")
+    )
+    single = {"format": "image2", "update": 1, "frames:v": 1}
+    jpeg_out = (
+        picked.stream(0)
+        .filter("scale", out_range="full")
+        .output(jpeg_path, **single, **JPEG_FULL_RANGE, **{"q:v": jpeg_quality})
+    )
+    webp_out = picked.stream(1).output(webp_path, **single, **{"c:v": "libwebp", "quality": webp_quality})
+    return _compile(ffmpeg.merge_outputs(jpeg_out, webp_out), ffmpeg_bin)
+
+
+def storyboard_args(
+    *,
+    sources: Sequence[Path],
+    output_dir: Path,
+    tile_width: int,
+    tile_height: int,
+    columns: int,
+    rows: int,
+    quality: int = 5,
+    ffmpeg_bin: str = "ffmpeg",
+) -> list[str]:
+    """Storyboard sprite sheets from keyframe files (``mediakit.storyboard.keyframe_fmp4``), in one run.
+
+    Every frame of every source, in order, is scaled into ``tile_width``×``tile_height`` keeping its aspect
+    (letterboxed: epochs may differ in size), the sources are concatenated, and every ``columns``×``rows``
+    frames make one sheet ``output_dir/sprite_%03d.jpg`` numbered from 0 (:func:`sprite_name`); the last sheet
+    is flushed with its empty tiles black. Reproducible (module rules).
+
+    Args:
+        sources: absolute, distinct paths of the keyframe files, one per init epoch run
+            (1-:data:`MAX_STORYBOARD_INPUTS`).
+        output_dir: absolute folder for the sheets.
+        tile_width: tile width in pixels (2-1920, even).
+        tile_height: tile height in pixels (2-1920, even).
+        columns: tiles per row (1-100).
+        rows: rows per sheet (1-100).
+        quality: ``-q:v`` of the JPEGs (2 best - 31 worst).
+        ffmpeg_bin: the ffmpeg executable.
+
+    Raises:
+        ArgsError: an input out of range.
+    """
+    if isinstance(sources, str | Path) or not sources or len(sources) > MAX_STORYBOARD_INPUTS:
+        raise ArgsError(f"sources must be a sequence of 1-{MAX_STORYBOARD_INPUTS} paths")
+    paths = [_path(source, "sources[]") for source in sources]
+    if len(set(paths)) != len(paths):
+        raise ArgsError("sources must be distinct files")
+    folder = _path(output_dir, "output_dir")
+    _even_size(tile_width, "tile_width")
+    _even_size(tile_height, "tile_height")
+    _integer(columns, "columns", 1, 100)
+    _integer(rows, "rows", 1, 100)
+    _integer(quality, "quality", 2, 31)
+    tiles = [
+        ffmpeg.input(path, threads=1)
+        .video.filter("scale", tile_width, tile_height, force_original_aspect_ratio="decrease", flags=TILE_SCALE_FLAGS)
+        .filter("pad", tile_width, tile_height, "(ow-iw)/2", "(oh-ih)/2")
+        .filter("setsar", 1)
+        for path in paths
+    ]
+    joined = tiles[0] if len(tiles) == 1 else ffmpeg.concat(*tiles, v=1, a=0)
+    sheets = joined.filter("tile", f"{columns}x{rows}").filter("scale", out_range="full", flags=EXACT_SCALE_FLAGS)
+    stream = sheets.output(
+        f"{folder}/{SPRITE_PATTERN}",
+        format="image2",
+        start_number=0,
+        fps_mode="passthrough",  # one file per sheet: never duplicate or drop one to fit a frame rate
+        **JPEG_FULL_RANGE,
+        **{"q:v": quality},
+        **EXACT_OUTPUT,
+    )
+    return _compile(stream, ffmpeg_bin)
+
+
+def poster_args(
+    *,
+    source: Path | None,
+    output: Path,
+    max_width: int = 1280,
+    frames: int = 10,
+    quality: int = 3,
+    ffmpeg_bin: str = "ffmpeg",
+) -> list[str]:
+    """A recording's poster: the most representative of a few candidate keyframes, as one JPEG.
+
+    The candidates come as a keyframe file (``mediakit.storyboard.keyframe_fmp4``); the ``thumbnail`` filter
+    keeps the one closest to their average histogram (not a black or fade-in frame). The poster keeps the source
+    width up to ``max_width`` (never upscaled), even height. Reproducible (module rules).
+
+    Args:
+        source: absolute path of the keyframe file; ``None`` reads it from stdin (``pipe:0``).
+        output: absolute ``.jpg`` path.
+        max_width: widest poster in pixels (16-3840).
+        frames: number of candidates (1-1000; ``thumbnail`` needs a batch of at least 2 and judges a shorter
+            input on the frames it has).
+        quality: ``-q:v`` of the JPEG (2 best - 31 worst).
+        ffmpeg_bin: the ffmpeg executable.
+
+    Raises:
+        ArgsError: an input out of range.
+    """
+    _integer(max_width, "max_width", 16, 3840)
+    _integer(frames, "frames", 1, 1000)
+    _integer(quality, "quality", 2, 31)
+    source_url = "pipe:0" if source is None else _path(source, "source")
+    target = _path(output, "output", suffixes=(".jpg", ".jpeg"))
+    stream = (
+        ffmpeg.input(source_url, threads=1, **({"format": "mp4"} if source is None else {}))
+        .video.filter("thumbnail", n=max(frames, 2))
+        .filter("scale", f"min(iw,{max_width})", -2, out_range="full", flags=EXACT_SCALE_FLAGS)
+        .output(
+            target, format="image2", update=1, **{"frames:v": 1}, **JPEG_FULL_RANGE, **{"q:v": quality}, **EXACT_OUTPUT
+        )
+    )
+    return _compile(stream, ffmpeg_bin)
+
+
 def recording_args(
     *,
     output: Path,
@@ -217,3 +401,10 @@ def _seconds(value: object, name: str, high: float) -> float:
 def _format(value: float) -> str:
     """A number as ffmpeg reads it back: ``1`` not ``1.0``, ``0.5``, ``2.002``."""
     return format(value, "g")
+
+
+def _even_size(value: object, name: str) -> int:
+    size = _integer(value, name, 2, 1920)
+    if size % 2:
+        raise ArgsError(f"{name} must be even (4:2:0 chroma), got {size}")
+    return size

@@ -1,5 +1,5 @@
-"""Golden argv lists for every ffmpeg command the node builds (owncast ``transcoder_x264_test.go`` style), their
-input validation, and one real run of the thumbnail and recording commands on a fragmented MP4."""
+"""Golden argv lists for every ffmpeg command the node and the media functions build (owncast
+``transcoder_x264_test.go`` style), their input validation, and real runs of the commands on a fragmented MP4."""
 
 from __future__ import annotations
 
@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from mediakit.ffmpeg_args import ArgsError, init_name, recording_args, remux_args, thumbnail_args
+from mediakit.ffmpeg_args import (
+    ArgsError,
+    init_name,
+    live_thumbnail_args,
+    poster_args,
+    recording_args,
+    remux_args,
+    sprite_name,
+    storyboard_args,
+    thumbnail_args,
+)
 from tests.unit.media.support import FFMPEG, FFPROBE, ffprobe_streams, run
 
 TAIL = ["-hide_banner", "-nostats", "-nostdin", "-loglevel", "warning", "-y"]
@@ -213,3 +223,216 @@ def test_recording_command_makes_a_faststart_mp4(fragmented: Path, tmp_path: Pat
 def _unexpected(stderr: bytes) -> list[str]:
     """stderr lines other than swscaler's harmless yuvj420p deprecation warning."""
     return [line for line in stderr.decode().splitlines() if "deprecated pixel format used" not in line]
+
+
+# ---------------------------------------------------------------------------------------------- live thumbnail
+
+JPEG_FULL = ["-c:v", "mjpeg", "-color_range", "pc"]
+EXACT = ["-dct", "int", "-fflags", "+bitexact", "-flags", "+bitexact"]
+
+
+def test_live_thumbnail_from_stdin() -> None:
+    """Init + segment piped in; the thumbnail filter picks a frame, split into a full-range JPEG and a WebP."""
+    argv = live_thumbnail_args(source=None, jpeg=Path("/t/thumb.jpg"), webp=Path("/t/thumb.webp"))
+    assert argv == [
+        *("ffmpeg", "-f", "mp4", "-i", "pipe:0", "-filter_complex"),
+        "[0:v]scale=640:-2:flags=lanczos[s0];[s0]thumbnail=n=60[s1];[s1]split=2[s2][s3];[s2]scale=out_range=full[s4]",
+        *("-map", "[s4]", "-f", "image2", *JPEG_FULL, "-frames:v", "1", "-pix_fmt", "yuv420p", "-q:v", "3"),
+        *("-strict", "unofficial", "-update", "1", "/t/thumb.jpg"),
+        *("-map", "[s3]", "-f", "image2", "-c:v", "libwebp", "-frames:v", "1", "-quality", "75", "-update", "1"),
+        *("/t/thumb.webp", *TAIL),
+    ]
+
+
+def test_live_thumbnail_from_a_file() -> None:
+    """A file in (format probed), another width, batch and qualities."""
+    argv = live_thumbnail_args(
+        source=Path("/t/in.mp4"),
+        jpeg=Path("/t/a.jpeg"),
+        webp=Path("/t/a.webp"),
+        width=320,
+        frames=30,
+        jpeg_quality=5,
+        webp_quality=60,
+        ffmpeg_bin="/opt/bin/ffmpeg",
+    )
+    assert argv[:5] == ["/opt/bin/ffmpeg", "-i", "/t/in.mp4", "-filter_complex", argv[4]]
+    assert argv[4].startswith("[0:v]scale=320:-2:flags=lanczos[s0];[s0]thumbnail=n=30[s1];")
+    assert argv[argv.index("-q:v") + 1] == "5" and argv[argv.index("-quality") + 1] == "60"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"width": 8}, "width"),
+        ({"frames": 1}, "frames"),
+        ({"frames": 1001}, "frames"),
+        ({"jpeg_quality": 40}, "jpeg_quality"),
+        ({"webp_quality": 101}, "webp_quality"),
+        ({"jpeg": Path("/t/a.png")}, r"jpeg must end in \.jpg"),
+        ({"webp": Path("/t/a.jpg")}, r"webp must end in \.webp"),
+        ({"webp": Path("a.webp")}, "webp must be an absolute path"),
+        ({"source": Path("in.mp4")}, "source must be an absolute path"),
+    ],
+)
+def test_live_thumbnail_validates_inputs(changes: dict[str, object], message: str) -> None:
+    """Sizes, batch, qualities and paths are checked."""
+    arguments: dict[str, object] = {"source": None, "jpeg": Path("/t/a.jpg"), "webp": Path("/t/a.webp")}
+    with pytest.raises(ArgsError, match=message):
+        live_thumbnail_args(**(arguments | changes))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------- storyboard, poster
+
+EXACT_SCALE = "flags=lanczos+accurate_rnd+bitexact"
+TILE_SCALE = "flags=area+accurate_rnd+bitexact"
+
+
+def test_storyboard_from_one_keyframe_file() -> None:
+    """Letterboxed tiles, a 10×2 grid, full-range bit-exact JPEG sheets numbered from 0, no frame rate games."""
+    argv = storyboard_args(
+        sources=[Path("/w/tiles_000.mp4")],
+        output_dir=Path("/w/out"),
+        tile_width=160,
+        tile_height=90,
+        columns=10,
+        rows=2,
+    )
+    assert argv == [
+        *("ffmpeg", "-threads", "1", "-i", "/w/tiles_000.mp4", "-filter_complex"),
+        f"[0:v]scale=160:90:{TILE_SCALE}:force_original_aspect_ratio=decrease[s0];"
+        "[s0]pad=160:90:(ow-iw)/2:(oh-ih)/2[s1];[s1]setsar=1[s2];[s2]tile=10x2[s3];"
+        f"[s3]scale={EXACT_SCALE}:out_range=full[s4]",
+        *("-map", "[s4]", "-f", "image2", *JPEG_FULL, *EXACT, "-fps_mode", "passthrough", "-pix_fmt", "yuv420p"),
+        *("-q:v", "5", "-start_number", "0", "-strict", "unofficial", "-threads", "1", "/w/out/sprite_%03d.jpg"),
+        *TAIL,
+    ]
+    assert sprite_name(0) == "sprite_000.jpg" and sprite_name(12) == "sprite_012.jpg"
+
+
+def test_storyboard_concatenates_epoch_runs() -> None:
+    """One input per epoch run, each scaled and padded to the tile size, concatenated before the tile filter."""
+    argv = storyboard_args(
+        sources=[Path("/w/a.mp4"), Path("/w/b.mp4")],
+        output_dir=Path("/w"),
+        tile_width=90,
+        tile_height=160,
+        columns=5,
+        rows=4,
+        quality=3,
+    )
+    tile = f"scale=90:160:{TILE_SCALE}:force_original_aspect_ratio=decrease"
+    assert argv[:9] == ["ffmpeg", "-threads", "1", "-i", "/w/a.mp4", "-threads", "1", "-i", "/w/b.mp4"]
+    assert argv[9:11] == [
+        "-filter_complex",
+        f"[0:v]{tile}[s0];[s0]pad=90:160:(ow-iw)/2:(oh-ih)/2[s1];[s1]setsar=1[s2];"
+        f"[1:v]{tile}[s3];[s3]pad=90:160:(ow-iw)/2:(oh-ih)/2[s4];[s4]setsar=1[s5];"
+        f"[s2][s5]concat=a=0:n=2:v=1[s6];[s6]tile=5x4[s7];[s7]scale={EXACT_SCALE}:out_range=full[s8]",
+    ]
+    assert argv[argv.index("-q:v") + 1] == "3"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"sources": []}, "sources must be a sequence"),
+        ({"sources": Path("/w/a.mp4")}, "sources must be a sequence"),
+        ({"sources": [Path(f"/w/{n}.mp4") for n in range(257)]}, "sources must be a sequence"),
+        ({"sources": [Path("/w/a.mp4"), Path("/w/a.mp4")]}, "distinct"),
+        ({"sources": [Path("a.mp4")]}, r"sources\[\] must be an absolute path"),
+        ({"output_dir": Path("out")}, "output_dir must be an absolute path"),
+        ({"tile_width": 161}, "tile_width must be even"),
+        ({"tile_height": 0}, "tile_height"),
+        ({"columns": 0}, "columns"),
+        ({"rows": 101}, "rows"),
+        ({"quality": 1}, "quality"),
+    ],
+)
+def test_storyboard_validates_inputs(changes: dict[str, object], message: str) -> None:
+    """Inputs, grid and tile sizes are checked."""
+    arguments: dict[str, object] = {
+        "sources": [Path("/w/a.mp4")],
+        "output_dir": Path("/w"),
+        "tile_width": 160,
+        "tile_height": 90,
+        "columns": 10,
+        "rows": 10,
+    }
+    with pytest.raises(ArgsError, match=message):
+        storyboard_args(**(arguments | changes))  # type: ignore[arg-type]
+
+
+def test_poster_from_candidates() -> None:
+    """The thumbnail filter over the candidates, the source width up to 1280, one bit-exact full-range JPEG."""
+    assert poster_args(source=Path("/w/poster.mp4"), output=Path("/w/poster.jpg")) == [
+        *("ffmpeg", "-threads", "1", "-i", "/w/poster.mp4", "-filter_complex"),
+        f"[0:v]thumbnail=n=10[s0];[s0]scale=min(iw\\,1280):-2:{EXACT_SCALE}:out_range=full[s1]",
+        *("-map", "[s1]", "-f", "image2", *JPEG_FULL, *EXACT, "-frames:v", "1", "-pix_fmt", "yuv420p", "-q:v", "3"),
+        *("-strict", "unofficial", "-threads", "1", "-update", "1", "/w/poster.jpg", *TAIL),
+    ]
+
+
+def test_poster_of_one_candidate_from_stdin() -> None:
+    """One candidate still makes a valid thumbnail batch (n=2, flushed at the end of input)."""
+    argv = poster_args(source=None, output=Path("/w/p.jpg"), max_width=640, frames=1)
+    assert argv[:8] == ["ffmpeg", "-f", "mp4", "-threads", "1", "-i", "pipe:0", "-filter_complex"]
+    assert argv[8] == f"[0:v]thumbnail=n=2[s0];[s0]scale=min(iw\\,640):-2:{EXACT_SCALE}:out_range=full[s1]"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"max_width": 8}, "max_width"),
+        ({"frames": 0}, "frames"),
+        ({"quality": 32}, "quality"),
+        ({"output": Path("/w/p.webp")}, r"output must end in \.jpg"),
+        ({"source": Path("p.mp4")}, "source must be an absolute path"),
+    ],
+)
+def test_poster_validates_inputs(changes: dict[str, object], message: str) -> None:
+    """Width, batch, quality and paths are checked."""
+    with pytest.raises(ArgsError, match=message):
+        poster_args(**({"source": None, "output": Path("/w/p.jpg")} | changes))  # type: ignore[arg-type]
+
+
+@requires_ffmpeg
+def test_live_thumbnail_command_makes_a_jpeg_and_a_webp(fragmented: Path, tmp_path: Path) -> None:
+    """Both images, the same size, from one quiet run (stderr stays empty: no yuvj420p warnings)."""
+    jpeg, webp = tmp_path / "t.jpg", tmp_path / "t.webp"
+    argv = live_thumbnail_args(source=None, jpeg=jpeg, webp=webp, width=160)
+    result = subprocess.run(argv, input=fragmented.read_bytes(), capture_output=True, check=True)
+    assert result.stderr == b""
+    (picture,) = ffprobe_streams(jpeg)
+    assert (picture["codec_name"], picture["width"], picture["height"], picture["color_range"]) == (
+        "mjpeg",
+        160,
+        120,
+        "pc",
+    )
+    (picture,) = ffprobe_streams(webp)
+    assert (picture["codec_name"], picture["width"], picture["height"]) == ("webp", 160, 120)
+
+
+@requires_ffmpeg
+def test_storyboard_and_poster_commands_are_reproducible(fragmented: Path, tmp_path: Path) -> None:
+    """60 frames on 8×4 sheets → two sheets; the poster keeps 320 px; a second run writes the same bytes."""
+    outputs = []
+    for attempt in range(2):
+        folder = tmp_path / str(attempt)
+        folder.mkdir()
+        argv = storyboard_args(
+            sources=[fragmented], output_dir=folder, tile_width=80, tile_height=60, columns=8, rows=4
+        )
+        assert subprocess.run(argv, capture_output=True, check=True).stderr == b""
+        poster = folder / "poster.jpg"
+        argv = poster_args(source=fragmented, output=poster, frames=60)
+        assert subprocess.run(argv, capture_output=True, check=True).stderr == b""
+        outputs.append({path.name: path.read_bytes() for path in sorted(folder.iterdir())})
+    assert sorted(outputs[0]) == ["poster.jpg", "sprite_000.jpg", "sprite_001.jpg"]
+    assert outputs[0] == outputs[1]
+    sheet, poster_stream = (
+        ffprobe_streams(tmp_path / "0" / "sprite_001.jpg")[0],
+        ffprobe_streams(tmp_path / "0" / "poster.jpg")[0],
+    )
+    assert (sheet["width"], sheet["height"]) == (640, 240)
+    assert (poster_stream["width"], poster_stream["height"]) == (320, 240)
