@@ -28,7 +28,7 @@ from mediakit.cmaf import MediaError, describe_init
 from mediakit.progressive import ProgressiveMp4, RecordingError
 from mediakit.vod import vod_playlist
 
-from .images import build_images
+from .images import NoVideo, build_images
 from .mp4_upload import MIB, upload_mp4
 from .sources import SessionMedia, SourceError, read_session_media
 from .stats import broadcast_stats
@@ -125,16 +125,19 @@ def _build(
         ContentType="application/vnd.apple.mpegurl",
         CacheControl=PLAYLIST_CACHE,
     )
-    poster, storyboard = build_images(
-        s3=s3,
-        bucket=bucket,
-        playback_id=pb,
-        session_id=sid,
-        inits=media.inits,
-        segments=media.segments,
-        duration=plan.duration,
-        ffmpeg=settings.ffmpeg_binary,
-    )
+    try:
+        poster, storyboard = build_images(
+            s3=s3,
+            bucket=bucket,
+            playback_id=pb,
+            session_id=sid,
+            inits=media.inits,
+            segments=media.segments,
+            duration=plan.duration,
+            ffmpeg=settings.ffmpeg_binary,
+        )
+    except NoVideo:  # an audio-only broadcast: a recording without pictures
+        poster, storyboard = None, None
     ended_at = body.ended_at or body.started_at
     stats = broadcast_stats(
         dynamodb,
