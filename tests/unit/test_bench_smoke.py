@@ -1,9 +1,9 @@
-"""The benchmarks run: ``python -m bench.up --quick``, ``python -m bench.events --quick`` and ``python -m bench.ingest
---quick`` exit 0, print their table and write their raw results.
+"""The benchmarks run: ``python -m bench.up --quick``, ``python -m bench.events --quick``, ``python -m bench.ingest
+--quick`` and ``python -m bench.recordings --quick`` exit 0, print their table and write their raw results.
 
 A behaviour check only: no timing is asserted here (house rule: speed targets live in ``bench/``). Each bench is
-a subprocess bounded by :data:`BOUND` seconds (a quick run takes about 5 s; bench.ingest: :data:`INGEST_BOUND`) and
-writes its results into a temp dir, not ``bench/results/``.
+a subprocess bounded by :data:`BOUND` seconds (a quick run takes about 5 s; bench.ingest: :data:`INGEST_BOUND`;
+bench.recordings: :data:`RECORDINGS_BOUND`) and writes its results into a temp dir, not ``bench/results/``.
 """
 
 from __future__ import annotations
@@ -96,3 +96,32 @@ def test_ingest_bench_quick(tmp_path: Path) -> None:
     }
     assert all(not run["failures"] for run in data["runs"])
     assert all(row["seen"] == row["expected"] > 0 for row in data["rows"])
+
+
+RECORDINGS_BOUND = 150  # bench.recordings --quick: 20 s and 60 s builds, then `up` with 1 publisher × 15 s: ~35 s
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None, reason="needs ffmpeg")
+@pytest.mark.timeout(RECORDINGS_BOUND + 30)
+def test_bench_recordings_quick_prints_its_tables(tmp_path: Path) -> None:
+    """bench.recordings builds two short recordings with the real handler beside the ffmpeg remux, verifies both,
+    measures thumbnail freshness through `up`, and reports ours next to the references."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.recordings", "--quick", "--results-dir", str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=RECORDINGS_BOUND,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "| broadcast " in done.stdout and "| build " in done.stdout and "| peak RSS " in done.stdout
+    assert "ours: RecordingFunction handler" in done.stdout
+    assert "reference: ffmpeg -c copy +faststart" in done.stdout and "Lambda limits" in done.stdout
+    assert "segment listed in S3 → `thumbnail` at the lobby viewer" in done.stdout
+    assert "reference: live_thumbnail ffmpeg alone" in done.stdout
+    data = _only_results_file(tmp_path, "recordings")
+    assert [build["label"] for build in data["builds"]] == ["20 s", "60 s"]
+    assert all(build["ours_verified"]["ok"] and build["reference_verified"]["ok"] for build in data["builds"])
+    assert data["thumbnails"]["summaries"]["listed_to_viewer"]["n"] > 0
