@@ -696,7 +696,8 @@ class ThumbnailRun:
     playback_ids: list[str] = field(default_factory=list)
     listed: dict[str, dict[int, float]] = field(default_factory=dict)
     thumbnails: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
-    ffmpeg_in_function: list[float] = field(default_factory=list)
+    #: ffmpeg seconds inside ThumbnailFunction, by ``"<playback_id>/<sequence>"``.
+    ffmpeg_in_function: dict[str, float] = field(default_factory=dict)
     reference: list[float] = field(default_factory=list)
     list_calls: int = 0
     #: Seconds between consecutive listings of one stream (the poll period actually achieved).
@@ -711,6 +712,17 @@ class ThumbnailRun:
             seen = self.listed.get(playback_id, {})
             found += [arrived - seen[sequence] for arrived, sequence in received if sequence in seen]
         return found
+
+    def rest_of_path(self) -> list[float]:
+        """Listed → viewer minus ffmpeg's own time in the function, for the segments with both."""
+        rest = []
+        for playback_id, received in self.thumbnails.items():
+            seen = self.listed.get(playback_id, {})
+            for arrived, sequence in received:
+                ffmpeg = self.ffmpeg_in_function.get(f"{playback_id}/{sequence}")
+                if sequence in seen and ffmpeg is not None:
+                    rest.append(arrived - seen[sequence] - ffmpeg)
+        return rest
 
     def intervals(self) -> list[float]:
         """Gaps between consecutive thumbnails of one stream."""
@@ -867,16 +879,20 @@ async def _publish(run: ThumbnailRun, urls: list[str]) -> None:
             run.publisher_failures.append(stderr.decode(errors="replace")[-500:])
 
 
-def _ffmpeg_times(log: Path) -> list[float]:
-    """ffmpeg seconds of every thumbnail ThumbnailFunction published (its JSON log line carries ``ffmpeg_ms``)."""
-    times = []
+def _ffmpeg_times(log: Path) -> dict[str, float]:
+    """ffmpeg seconds of every thumbnail ThumbnailFunction published, by ``"<playback_id>/<sequence>"`` (its JSON
+    log line carries the segment's ``key`` and ``ffmpeg_ms``)."""
+    from capturestream import keys
+
+    times = {}
     for line in log.read_text(errors="replace").splitlines():
         if '"ffmpeg_ms"' not in line:
             continue
         with contextlib.suppress(ValueError, KeyError):
             record = json.loads(line[line.index("{") :])
-            if record.get("outcome") == "published":
-                times.append(record["ffmpeg_ms"] / 1000)
+            segment = keys.decode(record["key"])
+            if record.get("outcome") == "published" and isinstance(segment, keys.LiveSegment):
+                times[f"{segment.playback_id}/{segment.sequence}"] = record["ffmpeg_ms"] / 1000
     return times
 
 
@@ -1096,7 +1112,8 @@ def thumbnail_table(run: ThumbnailRun) -> tuple[str, dict[str, Any]]:
     """Freshness rows beside the ffmpeg floor."""
     series = {
         "listed_to_viewer": run.lags(),
-        "ffmpeg_in_function": run.ffmpeg_in_function,
+        "ffmpeg_in_function": list(run.ffmpeg_in_function.values()),
+        "rest_of_path": run.rest_of_path(),
         "reference_ffmpeg_alone": run.reference,
         "interval": run.intervals(),
     }
@@ -1115,6 +1132,8 @@ def thumbnail_table(run: ThumbnailRun) -> tuple[str, dict[str, Any]]:
         row("segment listed in S3 → `thumbnail` at the lobby viewer", lag,
             f"≤ 1 s: {word[lag_met]}" if lag.get("n") else "≤ 1 s", _ratio(lag.get("p50"), ref.get("p50"))),
         row("  ↳ ffmpeg inside ThumbnailFunction (its log, under load)", summaries["ffmpeg_in_function"], "—"),
+        row("  ↳ the rest: events, S3, DynamoDB, notifier (per segment: lag − its ffmpeg)",
+            summaries["rest_of_path"], "—"),
         row("reference: live_thumbnail ffmpeg alone, same bytes from disk (quiet)", ref, "—",
             "1.0×" if ref.get("n") else "—"),
         row("interval between thumbnails of a stream", gap,

@@ -98,7 +98,7 @@ def test_ingest_bench_quick(tmp_path: Path) -> None:
     assert all(row["seen"] == row["expected"] > 0 for row in data["rows"])
 
 
-RECORDINGS_BOUND = 150  # bench.recordings --quick: 20 s and 60 s builds, then `up` with 1 publisher × 15 s: ~35 s
+RECORDINGS_BOUND = 150  # bench.recordings --quick: 20 s and 60 s builds, then `up` with 1 publisher × 15 s: ~50 s
 
 
 @pytest.mark.e2e
