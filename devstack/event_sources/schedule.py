@@ -80,7 +80,7 @@ class ScheduledInvoker(EventSource):
         region_name: str = "us-east-1",
         account_id: str = "123456789012",
     ) -> None:
-        super().__init__("events", region_name=region_name, stop_grace=0.8)
+        super().__init__("", region_name=region_name, stop_grace=0.8)  # no client: nothing to call
         self.function = function
         self.period = period if period is not None else rate_seconds(expression)
         if self.period <= 0:
