@@ -897,10 +897,13 @@ def _ffmpeg_times(log: Path) -> dict[str, float]:
 
 
 def _reference_thumbnails(folder: Path, samples: list[tuple[Path, Path]]) -> list[float]:
-    """The thumbnail ffmpeg command alone, init + segment on stdin from local disk, as the function runs it."""
+    """The thumbnail ffmpeg command alone, init + segment on stdin from local disk, as the function runs it (with
+    the binary `up` gives it: the static ffmpeg of the imageio-ffmpeg wheel, FfmpegLayer's)."""
+    import imageio_ffmpeg
+
     from mediakit.ffmpeg_args import live_thumbnail_args
 
-    ffmpeg = shutil.which("ffmpeg") or "ffmpeg"
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     times = []
     for index, (init, segment) in enumerate(samples):
         jpeg, webp = folder / f"ref_{index}.jpg", folder / f"ref_{index}.webp"

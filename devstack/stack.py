@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import imageio_ffmpeg
 import uvloop
 from aiobotocore.session import get_session
 from aiohttp import web
@@ -343,6 +344,8 @@ class LocalStack:
     def _env_overrides(self, base: str, rtmp_url: str, secret: str) -> dict[str, str]:
         assert self.gateway is not None
         return {
+            # FfmpegLayer's binary in AWS (/opt/bin/ffmpeg); here the same static build from its PyPI wheel.
+            "FFMPEG_BINARY": imageio_ffmpeg.get_ffmpeg_exe(),
             "WS_ENDPOINT": self.gateway.management_url,
             "JWT_SECRET": secret,
             "RTMP_INGEST_URL": rtmp_url,
