@@ -40,7 +40,7 @@ class StackConfig(BaseSettings):
     reconnect_window: float = Field(default=60.0, ge=0, le=1800, description="seconds a dropped stream may resume")
     segment_seconds: float = Field(default=1.0, gt=0, le=10, description="target HLS segment duration")
     reaper_margin: float = Field(
-        default=30.0, ge=0, le=3600, description="seconds past the reconnect window before the reaper ends a session"
+        default=30.0, ge=10, le=3600, description="seconds past the reconnect window before the reaper ends a session"
     )
     schedule_period: float | None = Field(
         default=None,

@@ -112,8 +112,10 @@ class ReaperSettings(FunctionSettings):
     #: The ingest node's reconnect window (seconds); a session with no new segment for longer (+ the margin)
     #: has lost its node.
     reconnect_window: float = Field(default=60.0, ge=0, le=1800, alias="RECONNECT_WINDOW")
-    #: Extra seconds before the reaper steps in (the node ends its own sessions first when it is alive).
-    reaper_margin: float = Field(default=30.0, ge=0, le=3600, alias="REAPER_MARGIN")
+    #: Extra seconds before the reaper steps in (the node ends its own sessions first when it is alive). At least
+    #: 10: a session's last-segment time reaches the catalog in batches gathered for up to 5 s (SegmentQueue),
+    #: so a smaller margin could end a healthy broadcast.
+    reaper_margin: float = Field(default=30.0, ge=10, le=3600, alias="REAPER_MARGIN")
 
 
 class IngestSettings(_Base):

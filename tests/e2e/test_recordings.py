@@ -34,8 +34,9 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg"),
 ]
 WINDOW = "4"
-#: The reaper runs every 2 s here (every minute in AWS) and steps in 2 s after the window.
-UP_FLAGS = ("--schedule-period", "2", "--reaper-margin", "2")
+#: The reaper runs every 2 s here (every minute in AWS) and steps in 10 s after the window (the least it allows:
+#: last-segment times reach the catalog in 5 s batches).
+UP_FLAGS = ("--schedule-period", "2", "--reaper-margin", "10")
 
 
 @pytest.fixture(scope="module")
@@ -284,6 +285,9 @@ def test_a_killed_ingest_node_is_reaped_and_recorded(tmp_path_factory: pytest.Te
             time.sleep(0.2)
             listed = s3.list_objects_v2(Bucket=system.stack["bucket"], Prefix=prefix).get("Contents", [])
             stored = [o["Key"] for o in listed if o["Key"].endswith(".m4s")]
+        assert len(stored) >= 8, stored
+        status, live = system.request("GET", f"/api/stream/{playback_id}", token=None)
+        assert status == 200 and live["status"] == "live", live  # not reaped while its node is alive
         killed_at = time.monotonic()
         os.kill(_ingest_pid(system), signal.SIGKILL)
         publisher.wait(15)
