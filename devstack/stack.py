@@ -344,8 +344,8 @@ class LocalStack:
     def _env_overrides(self, base: str, rtmp_url: str, secret: str) -> dict[str, str]:
         assert self.gateway is not None
         return {
-            # FfmpegLayer's binary in AWS (/opt/bin/ffmpeg); here the same static build from its PyPI wheel.
-            "FFMPEG_BINARY": imageio_ffmpeg.get_ffmpeg_exe(),
+            # FfmpegLayer's binary in AWS (/opt/bin/ffmpeg); here the same static build from its PyPI wheel, niced.
+            "FFMPEG_BINARY": self._ffmpeg_wrapper(),
             "WS_ENDPOINT": self.gateway.management_url,
             "JWT_SECRET": secret,
             "RTMP_INGEST_URL": rtmp_url,
@@ -353,6 +353,16 @@ class LocalStack:
             "WEB_BASE_URL": base,
             "CORS_ALLOW_ORIGINS": base,
         }
+
+    def _ffmpeg_wrapper(self) -> str:
+        """``<state-dir>/bin/ffmpeg``: the static ffmpeg at a lower CPU priority. In AWS every function has its own
+        CPU; here thumbnails and storyboards share two cores with the ingest node, which must never wait for them."""
+        wrapper = self.state_dir / "bin" / "ffmpeg"
+        wrapper.parent.mkdir(exist_ok=True)
+        binary = imageio_ffmpeg.get_ffmpeg_exe()
+        wrapper.write_text(f'#!/bin/sh\nexec nice -n 10 "{binary}" "$@"\n')
+        wrapper.chmod(0o755)
+        return str(wrapper)
 
     def _jwt_secret(self) -> str:
         path = self.state_dir / "secrets.json"

@@ -202,7 +202,11 @@ def live_thumbnail_args(
     webp_path = _path(webp, "webp", suffixes=(".webp",))
     # Cheapest first (measured, 720p30 segment: 404 → 311 ms of CPU): non-reference frames (most B-frames) are
     # never decoded, and only the picked frame is scaled; the histogram comparison is cheap at any size.
-    source_options: dict[str, object] = {"skip_frame": "noref"} | ({"format": "mp4"} if source is None else {})
+    # One decoding thread: a 1 s segment decodes in well under its budget on one core (Lambda gives this function
+    # one vCPU), and on a shared box a thumbnail never takes every core from the ingest node.
+    source_options: dict[str, object] = {"threads": 1, "skip_frame": "noref"} | (
+        {"format": "mp4"} if source is None else {}
+    )
     picked = (
         ffmpeg.input(source_url, **source_options)
         .video.filter("thumbnail", n=frames)

@@ -12,19 +12,24 @@ from functools import cache
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from capturestream import events, keys
 from capturestream.models import SessionManifestBody
 from capturestream.settings import RecordingSettings, get_settings
 
 from .build import build_recording
+from .mp4_upload import PARTS_IN_FLIGHT
 
 log = logging.getLogger(__name__)
 
 
 @cache
 def _clients() -> tuple[Any, Any]:
-    return boto3.client("s3"), boto3.client("dynamodb")
+    settings = get_settings(RecordingSettings)
+    # Every segment read and part upload in flight holds a connection (botocore's default pool is 10).
+    pool = Config(max_pool_connections=2 * settings.read_concurrency + PARTS_IN_FLIGHT)
+    return boto3.client("s3", config=pool), boto3.client("dynamodb")
 
 
 def handler(event: dict, context: Any) -> dict:

@@ -28,6 +28,8 @@ from mediakit.progressive import ProgressiveMp4
 MIB = 1024 * 1024
 MAX_PARTS = 10_000
 CACHE_CONTROL = "public, max-age=86400"
+#: Multipart parts uploading at once.
+PARTS_IN_FLIGHT = 4
 
 
 def upload_mp4(
@@ -39,7 +41,7 @@ def upload_mp4(
     *,
     part_size: int = 16 * MIB,
     prefetch: int = 8,
-    parts_in_flight: int = 4,
+    parts_in_flight: int = PARTS_IN_FLIGHT,
 ) -> int:
     """Write ``plan`` to ``key`` and return the bytes written.
 
