@@ -27,7 +27,7 @@ from typing import Any
 from capturestream import keys
 from capturestream.models import MediaInfo, SessionManifestBody
 from mediakit import hls
-from mediakit.cmaf import InitSegment, Segment, Segmenter
+from mediakit.cmaf import InitSegment, Segment, Segmenter, flv
 
 CLIP_SECONDS = 8
 FPS = 30
@@ -63,28 +63,12 @@ def encode_clip(path: Path, *, seconds: int = CLIP_SECONDS, video_kbps: int = VI
     return path
 
 
-@dataclass(frozen=True)
-class Tag:
-    """One FLV tag: ``kind`` 8 audio, 9 video, 18 script data; ``timestamp`` in ms."""
-
-    kind: int
-    timestamp: int
-    body: bytes
+Tag = flv.FileTag
 
 
 def read_flv(path: Path) -> list[Tag]:
-    """Every tag of an FLV file (FLV 10.1 Annex E: 9-byte header, then PreviousTagSize + tag, ...)."""
-    data = path.read_bytes()
-    if data[:3] != b"FLV":
-        raise ValueError(f"{path} is not an FLV file")
-    pos = int.from_bytes(data[5:9], "big") + 4
-    tags = []
-    while pos + 11 <= len(data):
-        size = int.from_bytes(data[pos + 1 : pos + 4], "big")
-        timestamp = int.from_bytes(data[pos + 4 : pos + 7], "big") | data[pos + 7] << 24
-        tags.append(Tag(data[pos] & 0x1F, timestamp, data[pos + 11 : pos + 11 + size]))
-        pos += 11 + size + 4
-    return tags
+    """Every tag of an FLV file (:func:`mediakit.cmaf.flv.read_file`)."""
+    return flv.read_file(path.read_bytes())
 
 
 @dataclass(frozen=True)

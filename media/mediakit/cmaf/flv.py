@@ -208,3 +208,37 @@ def _parse_ex_audio(body: bytes, packet_type: int) -> AudioTag:
     if packet_type == _SEQUENCE_START:
         return AudioConfig(codec=AAC, config=bytes(body[5:]), flv_channels=2)
     return _END_OF_SEQUENCE if packet_type == _SEQUENCE_END else _MULTICHANNEL
+
+
+# ---------------------------------------------------------------------------------------------- FLV files
+
+
+@dataclass(frozen=True, slots=True)
+class FileTag:
+    """One tag of an FLV file: ``kind`` 8 audio, 9 video, 18 script data; ``timestamp`` in ms (RTMP's clock)."""
+
+    kind: int
+    timestamp: int
+    body: bytes
+
+
+def read_file(data: bytes) -> list[FileTag]:
+    """Every tag of an FLV file held in ``data`` (FLV 10.1 Annex E.2/E.3: header, then PreviousTagSize + tag, ...).
+
+    Tests and benchmarks replay files this way, as an RTMP publisher sends the same tag bodies.
+
+    Raises:
+        MalformedMedia: no FLV signature; a tag cut short at the end is left out.
+    """
+    if data[:3] != b"FLV" or len(data) < 9:
+        raise MalformedMedia("not an FLV file")
+    pos = int.from_bytes(data[5:9], "big") + 4
+    tags = []
+    while pos + 11 <= len(data):
+        size = int.from_bytes(data[pos + 1 : pos + 4], "big")
+        if pos + 11 + size > len(data):
+            break
+        timestamp = int.from_bytes(data[pos + 4 : pos + 7], "big") | data[pos + 7] << 24
+        tags.append(FileTag(data[pos] & 0x1F, timestamp, data[pos + 11 : pos + 11 + size]))
+        pos += 11 + size + 4
+    return tags

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mediakit import bmff
-from mediakit.cmaf import InitSegment, Output, Part, Segment, Segmenter
+from mediakit.cmaf import InitSegment, Output, Part, Segment, Segmenter, flv
 from mediakit.hls import MediaPlaylist
 
 # avcC records written by ffmpeg/x264 for the session fixtures (a), (b) and (d).
@@ -34,29 +34,12 @@ FFPROBE = shutil.which("ffprobe")
 # ---------------------------------------------------------------------------------------------- FLV files
 
 
-@dataclass(frozen=True)
-class Tag:
-    """One FLV tag: type 8 audio, 9 video, 18 script data."""
-
-    kind: int
-    timestamp: int
-    body: bytes
+Tag = flv.FileTag
 
 
 def read_flv(path: Path) -> list[Tag]:
-    """All tags of an FLV file (FLV 10.1 Annex E.2/E.3: 9-byte header, then PreviousTagSize + tag, ...)."""
-    data = path.read_bytes()
-    assert data[:3] == b"FLV", "not an FLV file"
-    pos = int.from_bytes(data[5:9], "big") + 4
-    tags = []
-    while pos + 11 <= len(data):
-        kind = data[pos] & 0x1F
-        size = int.from_bytes(data[pos + 1 : pos + 4], "big")
-        timestamp = int.from_bytes(data[pos + 4 : pos + 7], "big") | data[pos + 7] << 24
-        body = data[pos + 11 : pos + 11 + size]
-        tags.append(Tag(kind, timestamp, body))
-        pos += 11 + size + 4
-    return tags
+    """All tags of an FLV file (:func:`mediakit.cmaf.flv.read_file`)."""
+    return flv.read_file(path.read_bytes())
 
 
 def amf0_metadata(body: bytes) -> dict[str, Any]:

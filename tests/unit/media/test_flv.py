@@ -164,3 +164,15 @@ def test_fuzz_parsers_raise_only_media_errors(body: bytes) -> None:
     for parse in (parse_video, parse_audio):
         with contextlib.suppress(MediaError):
             parse(body)
+
+
+def test_read_file_gives_every_tag_and_refuses_what_is_no_flv() -> None:
+    """The FLV container reader replays files as an RTMP publisher sends them; a truncated last tag is left out."""
+    from mediakit.cmaf import flv
+
+    tag = bytes([9]) + (3).to_bytes(3, "big") + (1234).to_bytes(3, "big") + b"\x00" + b"\x00\x00\x00" + b"abc"
+    data = b"FLV\x01\x05" + (9).to_bytes(4, "big") + b"\x00\x00\x00\x00" + tag + (14).to_bytes(4, "big")
+    assert flv.read_file(data) == [flv.FileTag(9, 1234, b"abc")]
+    assert flv.read_file(data + tag[:-1]) == [flv.FileTag(9, 1234, b"abc")]
+    with pytest.raises(MalformedMedia):
+        flv.read_file(b"<html>")
