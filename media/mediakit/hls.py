@@ -179,6 +179,15 @@ def format_date_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def parse_date_time(value: str) -> datetime:
+    """What :func:`format_date_time` wrote (any ISO 8601 with an offset or ``Z``) → an aware datetime.
+
+    Raises:
+        ValueError: not an ISO 8601 date-time.
+    """
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Variant:
     """One ``EXT-X-STREAM-INF`` entry of a master playlist."""
@@ -288,7 +297,7 @@ def parse_media_playlist(text: str) -> ParsedPlaylist:
             elif tag == "#EXT-X-MAP":
                 init_uri = _attribute(value, "URI")
             elif tag == "#EXT-X-PROGRAM-DATE-TIME":
-                when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                when = parse_date_time(value)
             elif tag == "#EXTINF":
                 duration = float(value.partition(",")[0])
             elif tag == "#EXT-X-PART":

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from . import bmff
 from .cmaf.outputs import Segment
-from .hls import MediaPlaylist
+from .hls import MediaPlaylist, parse_date_time
 from .stored import StoredSegment
 
 
@@ -61,7 +61,7 @@ def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_date_time(value)
     except ValueError:
         return None
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime
 from typing import Any
 
 from capturestream import keys, recordings, table
@@ -179,21 +178,11 @@ def _fingerprint(media: SessionMedia) -> str:
 
 
 def _load(dynamodb: Any, table_name: str, session_id: str) -> Recording | None:
+    """The stored recording (a tombstone reads as status ``deleted``), or None."""
     item = dynamodb.get_item(TableName=table_name, Key=recordings.recording_key(session_id), ConsistentRead=True).get(
         "Item"
     )
-    if not item:
-        return None
-    if table.from_item(item).get("status") == RecordingStatus.DELETED.value:
-        attrs = table.from_item(item)
-        return Recording(
-            recording_id=session_id,
-            playback_id=attrs.get("playback_id", "x"),
-            channel_id=attrs.get("channel_id", "x"),
-            started_at=datetime.fromisoformat(attrs["started_at"]),
-            status=RecordingStatus.DELETED,
-        )
-    return Recording.from_item(item)
+    return Recording.from_item(item) if item else None
 
 
 def _store(dynamodb: Any, table_name: str, recording: Recording) -> bool:
