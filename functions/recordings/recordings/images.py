@@ -37,13 +37,12 @@ from typing import Any
 from capturestream import keys
 from capturestream.recordings import Storyboard
 from mediakit import bmff, storyboard
+from mediakit.cmaf.init import VIDEO_TRACK_ID
 from mediakit.ffmpeg_args import poster_args, sprite_name, storyboard_args
 from mediakit.stored import StoredSegment
 
 log = logging.getLogger(__name__)
 
-#: The video track of every CaptureStream init segment (``mediakit.cmaf.init``).
-VIDEO_TRACK_ID = 1
 #: Posters keep the source width up to this.
 POSTER_MAX_WIDTH = 1280
 #: Images and the VTT never change for a recording (deterministic rebuilds): cache for a year.
