@@ -166,7 +166,7 @@ def read_init(data: bytes | memoryview) -> dict[int, TrackInfo]:
             track = _track(data, trak, defaults)
             tracks[track.track_id] = track
         return tracks
-    except struct.error as error:
+    except (struct.error, IndexError) as error:  # a field or a FullBox version byte past the data's end
         raise MalformedBox(f"truncated init segment: {error}") from None
 
 
@@ -254,7 +254,7 @@ def read_moof(
     try:
         for traf in find_all(data, b"traf", start=moof.payload, end=moof.end):
             runs.extend(_traf_runs(data, traf, moof.start + position, defaults))
-    except struct.error as error:
+    except (struct.error, IndexError) as error:  # a field or a FullBox version byte past the data's end
         raise MalformedBox(f"truncated moof at {position + moof.start}: {error}") from None
     return runs
 

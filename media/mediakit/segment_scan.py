@@ -137,10 +137,7 @@ class SegmentScanner:
         shift = self._buffer_start
         local = bmff.BoxRef(moof.kind, moof.start - shift, moof.payload - shift, moof.end - shift)
         self._check_sample_counts(local)
-        try:
-            runs = bmff.read_moof(self._buffer, local, position=shift, defaults=self._defaults)
-        except IndexError:  # a FullBox with no room for its version byte at the very end of the buffer
-            raise bmff.MalformedBox(f"truncated box inside the moof at {moof.start}") from None
+        runs = bmff.read_moof(self._buffer, local, position=shift, defaults=self._defaults)
         self._moof = (moof, runs)
         self._guess = min(self._read_size, moof.size + moof.size // 4 + _SLACK + HEADER_MAX)
 
