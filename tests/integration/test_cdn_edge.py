@@ -1,4 +1,4 @@
-"""The local CDN edge against a real moto S3: headers, caching, ranges, CORS, and web files."""
+"""The local CDN edge against a real moto S3: headers, caching, ranges, CORS, types, runtime config, web files."""
 
 from __future__ import annotations
 
@@ -9,14 +9,18 @@ import boto3
 import pytest
 from aiobotocore.session import get_session
 from aiohttp import ClientSession, web
+from aiohttp.test_utils import make_mocked_request
 
 from capturestream import keys
-from devstack.cdn_edge import CdnEdge, cache_ttl, parse_range
+from devstack.cdn_edge import CdnEdge, cache_ttl, connect_sources, content_security_policy, parse_range
 
 BUCKET = "media"
 SEGMENT = keys.LiveSegment(playback_id="pb1", session_id="s1", sequence=3).key
 PLAYLIST = keys.LivePlaylist(playback_id="pb1", session_id="s1").key
+MANIFEST = keys.SessionManifest(playback_id="pb1", session_id="s1", kind=keys.ManifestKind.STARTED).key
+THUMB = keys.LiveThumbnail(playback_id="pb1", session_id="s1", sequence=5, image_format="webp").key
 IMMUTABLE = "public, max-age=31536000, immutable"
+RUNTIME_CONFIG = {"wsUrl": "ws://127.0.0.1:8001/dev", "captureWsUrl": "ws://127.0.0.1:8002/capture", "stage": "dev"}
 
 
 @pytest.fixture
@@ -33,11 +37,20 @@ async def edge(moto_endpoint: str, tmp_path: Path) -> AsyncIterator[tuple[str, C
         ContentType="application/vnd.apple.mpegurl",
         CacheControl="no-cache",
     )
+    s3.put_object(Bucket=BUCKET, Key=MANIFEST, Body=b'{"channel_id": "c1"}', ContentType="application/json")
+    s3.put_object(Bucket=BUCKET, Key=THUMB, Body=b"<script>alert(1)</script>", ContentType="text/html")
     (tmp_path / "index.html").write_text("<h1>home</h1>")
     (tmp_path / "js").mkdir()
     (tmp_path / "js" / "app.js").write_text("console.log(1)")
+    (tmp_path / "js" / "app.php").write_text("<?php")
+    (tmp_path / "studio").mkdir()
+    (tmp_path / "studio" / "index.html").write_text("<h1>studio</h1>")
+    (tmp_path / ".env").write_text("SECRET=1")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config.json").write_text("{}")
+    (tmp_path / "config.json").write_text('{"from": "disk"}')
     async with get_session().create_client("s3", endpoint_url=moto_endpoint) as client:
-        cdn = CdnEdge(client, BUCKET, tmp_path)
+        cdn = CdnEdge(client, BUCKET, tmp_path, runtime_config=RUNTIME_CONFIG)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", cdn.handle)
         runner = web.AppRunner(app)
@@ -107,26 +120,114 @@ async def test_ranges_conditional_and_head(edge) -> None:
         "/live/pb1/s1/seg_00000099.m4s",  # valid key, absent
         "/live/pb1/s1/secret.txt",  # not a layout key
         "/live/../../etc/passwd",
+        f"/{MANIFEST}",  # stored, but sessions/ is not public (channel id, ingest host)
         "/sessions/pb1/s1/started.json.bak",
+        f"/{THUMB}",  # stored as text/html: a thumbnail key may only hold an image
         "/../pyproject.toml",
         "/missing.html",
+        "/.env",
+        "/.git/config.json",
+        "/js/app.php",  # not an allowlisted extension
+        "/js/",  # no directory listings, no index of subfolders (CloudFront has only a root object)
+        "/studio",
+        "/studio/",
+        "/js//app.js",
     ],
 )
 async def test_not_found_and_no_escape(edge, path: str) -> None:
     base, _, _ = edge
     async with ClientSession() as http, http.get(f"{base}{path}") as response:
         assert response.status == 404
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-async def test_web_files(edge) -> None:
+async def test_web_files_have_explicit_types_page_headers_and_no_cors(edge) -> None:
     base, _, _ = edge
     async with ClientSession() as http:
-        async with http.get(f"{base}/") as response:
+        async with http.get(f"{base}/", headers={"Origin": "http://evil.example"}) as response:
             assert response.status == 200 and "home" in await response.text()
+            assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+            assert response.headers["Content-Security-Policy"] == content_security_policy(
+                ["ws://127.0.0.1:8001", "ws://127.0.0.1:8002"]
+            )
+            assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+            assert "camera=(self)" in response.headers["Permissions-Policy"]
+            assert "Access-Control-Allow-Origin" not in response.headers
+            etag = response.headers["ETag"]
+        async with http.get(f"{base}/index.html", headers={"If-None-Match": etag}) as response:
+            assert response.status == 304 and response.headers["X-Content-Type-Options"] == "nosniff"
         async with http.get(f"{base}/js/app.js") as response:
-            assert response.status == 200 and "javascript" in response.headers["Content-Type"]
+            assert response.status == 200
+            assert response.headers["Content-Type"] == "text/javascript; charset=utf-8"
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
         async with http.post(f"{base}/") as response:
-            assert response.status == 405
+            assert response.status == 405 and "Access-Control-Allow-Origin" not in response.headers
+        async with http.options(f"{base}/") as response:
+            assert response.status == 405 and "Access-Control-Allow-Origin" not in response.headers
+
+
+async def test_media_responses_are_nosniff_typed_by_key_and_cors(edge) -> None:
+    base, _, s3 = edge
+    s3.put_object(Bucket=BUCKET, Key=PLAYLIST, Body=b"#EXTM3U\n", ContentType="application/x-mpegURL")
+    async with ClientSession() as http:
+        async with http.get(f"{base}/{PLAYLIST}") as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+        async with http.get(f"{base}/{SEGMENT}") as response:
+            etag = response.headers["ETag"]
+        async with http.get(f"{base}/{SEGMENT}", headers={"If-None-Match": etag}) as response:
+            assert response.status == 304 and response.headers["X-Content-Type-Options"] == "nosniff"
+        async with http.get(f"{base}/vod/pb1/s1/recording.mp4") as response:
+            assert response.status == 404 and response.headers["Access-Control-Allow-Origin"] == "*"
+        async with http.options(f"{base}/{SEGMENT}") as response:
+            assert response.status == 204 and response.headers["X-Content-Type-Options"] == "nosniff"
+        async with http.put(f"{base}/{SEGMENT}") as response:
+            assert response.status == 405 and response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+async def test_runtime_config_is_served_fresh_without_cors(edge, tmp_path: Path) -> None:
+    base, _, _ = edge
+    async with ClientSession() as http, http.get(f"{base}/config.json", headers={"Origin": "http://x"}) as response:
+        assert response.status == 200
+        assert await response.json() == RUNTIME_CONFIG  # not the config.json file on disk
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.headers["Cache-Control"] == "no-cache"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert "Access-Control-Allow-Origin" not in response.headers
+    without = CdnEdge(None, BUCKET, tmp_path)  # no runtime config: 404, and the pages connect to 'self' only
+    assert (await without.handle(make_mocked_request("GET", "/config.json"))).status == 404
+    page = await without.handle(make_mocked_request("GET", "/index.html"))
+    assert page.headers["Content-Security-Policy"] == content_security_policy()
+
+
+def test_connect_sources_are_origins_of_url_values_only() -> None:
+    config = {
+        **RUNTIME_CONFIG,
+        "apiUrl": "https://API.example.com/prod/",
+        "v6": "ws://[::1]:9000/x",
+        "same": "ws://127.0.0.1:8001/other",
+        "injection": "wss://evil.example; script-src *",
+        "bad port": "ws://127.0.0.1:99999/",
+        "scheme": "javascript:alert(1)",
+        "number": 3,
+    }
+    assert connect_sources(config) == [
+        "https://api.example.com",
+        "ws://127.0.0.1:8001",
+        "ws://127.0.0.1:8002",
+        "ws://[::1]:9000",
+    ]
+    assert connect_sources(None) == []
+
+
+def test_page_policy_forbids_inline_code_and_allows_what_hls_needs() -> None:
+    policy = dict(d.strip().split(" ", 1) for d in content_security_policy(["wss://ws.example"]).split(";"))
+    assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
+    assert "unsafe" not in content_security_policy()
+    assert "blob:" in policy["worker-src"] and "blob:" in policy["media-src"]
+    assert policy["connect-src"] == "'self' wss://ws.example"
+    assert policy["object-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
 
 
 @pytest.mark.parametrize(
