@@ -21,13 +21,16 @@ Rules:
   v2 ``SoundFormat`` 9 (ExHeader) with FourCC ``mp4a``. The FLV rate/size fields are ignored (they lie, see
   :mod:`.aac`); the SoundType bit is kept only as a channel-count hint for ASCs that defer to a PCE.
 - Coded payloads are returned as zero-copy ``memoryview`` slices of the body.
+- The FLV container (header, tags, PreviousTagSize) is read by :class:`FlvReader`, incrementally, for any split
+  of the bytes (the browser go-live path reads ffmpeg's FLV output this way); :func:`read_file` is the same reader
+  over a whole file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import MalformedMedia, UnsupportedMedia
+from .errors import MalformedMedia, MediaUsageError, UnsupportedMedia
 
 AVC, HEVC, AV1, AAC = "avc1", "hvc1", "av01", "mp4a"
 
@@ -210,7 +213,7 @@ def _parse_ex_audio(body: bytes, packet_type: int) -> AudioTag:
     return _END_OF_SEQUENCE if packet_type == _SEQUENCE_END else _MULTICHANNEL
 
 
-# ---------------------------------------------------------------------------------------------- FLV files
+# ---------------------------------------------------------------------------------------------- FLV files and streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,13 +235,77 @@ def read_file(data: bytes) -> list[FileTag]:
     """
     if data[:3] != b"FLV" or len(data) < 9:
         raise MalformedMedia("not an FLV file")
-    pos = int.from_bytes(data[5:9], "big") + 4
-    tags = []
-    while pos + 11 <= len(data):
-        size = int.from_bytes(data[pos + 1 : pos + 4], "big")
-        if pos + 11 + size > len(data):
-            break
-        timestamp = int.from_bytes(data[pos + 4 : pos + 7], "big") | data[pos + 7] << 24
-        tags.append(FileTag(data[pos] & 0x1F, timestamp, data[pos + 11 : pos + 11 + size]))
-        pos += 11 + size + 4
-    return tags
+    return FlvReader().feed(data)
+
+
+_FLV_HEADER_SIZE = 9
+_TAG_HEADER_SIZE = 11
+_PREVIOUS_TAG_SIZE = 4
+
+
+class FlvReader:
+    """An FLV byte stream → its tags, incrementally, whatever the byte boundaries (ffmpeg's ``-f flv pipe:1``).
+
+    FLV 10.1 Annex E.2/E.3: ``"FLV" UI8 version, UI8 flags, UI32 DataOffset``, then ``UI32 PreviousTagSize0`` and
+    tags, each ``UI8 TagType (low 5 bits), UI24 DataSize, UI24 Timestamp, UI8 TimestampExtended, UI24 StreamID``
+    followed by its body and the next ``PreviousTagSize``. A tag is returned as soon as its body is complete (the
+    ``PreviousTagSize`` after it is not waited for). ``feed(b"")`` means end of stream (h11's ``receive_data``).
+    Bytes are buffered only up to the end of the tag being read (at most one tag: ≤ 16 MiB + 15).
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._skip = 0  # bytes to drop before the next tag (the header's DataOffset + PreviousTagSize0, then 4)
+        self._header_read = False
+        self._ended = False
+        #: The header's TypeFlagsAudio / TypeFlagsVideo, once the header is in.
+        self.has_audio: bool | None = None
+        self.has_video: bool | None = None
+
+    def feed(self, data: bytes) -> list[FileTag]:
+        """Buffer ``data``; return every tag it completed, in order.
+
+        Raises:
+            MalformedMedia: the stream is not FLV, or it ended (``b""``) inside a tag.
+            MediaUsageError: data fed after the end of the stream.
+        """
+        if self._ended:
+            raise MediaUsageError("FLV stream already ended")
+        if not data:
+            self._ended = True
+            if len(self._buffer) > self._skip or (self._buffer and not self._header_read):
+                raise MalformedMedia(f"FLV stream ended inside a tag ({len(self._buffer)} bytes left)")
+            return []
+        self._buffer += data
+        if not self._header_read and not self._read_header():
+            return []
+        return self._read_tags()
+
+    def _read_header(self) -> bool:
+        head = self._buffer
+        if head[: min(3, len(head))] != b"FLV"[: min(3, len(head))]:
+            raise MalformedMedia("not an FLV stream")
+        if len(head) < _FLV_HEADER_SIZE:
+            return False
+        offset = int.from_bytes(head[5:9], "big")
+        if offset < _FLV_HEADER_SIZE:
+            raise MalformedMedia(f"FLV header: DataOffset {offset} is shorter than the header")
+        self.has_audio, self.has_video = bool(head[4] & 0x04), bool(head[4] & 0x01)
+        self._header_read = True
+        self._skip = offset + _PREVIOUS_TAG_SIZE
+        return True
+
+    def _read_tags(self) -> list[FileTag]:
+        buffer, pos, tags = self._buffer, self._skip, []
+        while pos + _TAG_HEADER_SIZE <= len(buffer):
+            size = int.from_bytes(buffer[pos + 1 : pos + 4], "big")
+            end = pos + _TAG_HEADER_SIZE + size
+            if end > len(buffer):
+                break
+            timestamp = int.from_bytes(buffer[pos + 4 : pos + 7], "big") | buffer[pos + 7] << 24
+            tags.append(FileTag(buffer[pos] & 0x1F, timestamp, bytes(buffer[pos + _TAG_HEADER_SIZE : end])))
+            pos = end + _PREVIOUS_TAG_SIZE
+        consumed = min(pos, len(buffer))
+        del buffer[:consumed]
+        self._skip = pos - consumed
+        return tags

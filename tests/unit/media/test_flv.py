@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mediakit.cmaf import MalformedMedia, MediaError, UnsupportedMedia
+from mediakit.cmaf import MalformedMedia, MediaError, MediaUsageError, UnsupportedMedia, flv
 from mediakit.cmaf.flv import AudioConfig, AudioFrame, Ignored, VideoConfig, VideoFrame, parse_audio, parse_video
 from tests.unit.media.support import read_flv
 
@@ -176,3 +176,56 @@ def test_read_file_gives_every_tag_and_refuses_what_is_no_flv() -> None:
     assert flv.read_file(data + tag[:-1]) == [flv.FileTag(9, 1234, b"abc")]
     with pytest.raises(MalformedMedia):
         flv.read_file(b"<html>")
+
+
+class TestFlvReader:
+    """The incremental FLV container reader (ffmpeg's FLV on a pipe): h11's three ways, plus end of stream."""
+
+    def test_whole_stream_gives_the_file_readers_tags(self, flv_audio: Path) -> None:
+        """One feed of a whole ffmpeg FLV gives exactly what :func:`read_file` gives, and the header flags."""
+        data = flv_audio.read_bytes()
+        reader = flv.FlvReader()
+        tags = reader.feed(data)
+        assert tags == flv.read_file(data) and len(tags) > 100
+        assert (reader.has_audio, reader.has_video) == (True, False)
+        assert reader.feed(b"") == []
+
+    def test_byte_by_byte_gives_each_tag_once_its_body_is_in(self, flv_audio: Path) -> None:
+        """Fed one byte at a time, every tag comes out exactly when its last body byte arrives."""
+        data = flv_audio.read_bytes()[:6000]
+        expected = flv.read_file(data)
+        reader, tags = flv.FlvReader(), []
+        for i in range(len(data)):
+            tags += reader.feed(data[i : i + 1])
+        assert tags == expected
+
+    def test_trailing_partial_tag_waits_and_ends_as_an_error(self) -> None:
+        """A tag cut short is kept back (not returned); ending the stream there is MalformedMedia."""
+        tag = bytes([8]) + (2).to_bytes(3, "big") + (70000).to_bytes(3, "big") + b"\x01" + bytes(3) + b"\xaf\x01"
+        header = b"FLV\x01\x04" + (9).to_bytes(4, "big") + bytes(4)
+        reader = flv.FlvReader()
+        assert reader.feed(header + tag + (13).to_bytes(4, "big") + tag[:-1]) == [
+            flv.FileTag(8, 70000 | 1 << 24, b"\xaf\x01")
+        ]
+        with pytest.raises(MalformedMedia, match="ended inside a tag"):
+            reader.feed(b"")
+
+    def test_end_after_a_previous_tag_size_or_nothing_is_clean(self) -> None:
+        """The stream may end after a tag's PreviousTagSize (or part of it), or before anything was written."""
+        assert flv.FlvReader().feed(b"") == []
+        reader = flv.FlvReader()
+        reader.feed(b"FLV\x01\x05" + (9).to_bytes(4, "big") + b"\x00\x00")
+        assert reader.feed(b"") == []
+
+    @pytest.mark.parametrize("data", [b"<ht", b"FLX\x01", b"FLV\x01\x05\x00\x00\x00\x05"])
+    def test_what_is_no_flv_is_refused_early(self, data: bytes) -> None:
+        """A wrong signature is seen at its first bytes; a DataOffset inside the header is refused."""
+        with pytest.raises(MalformedMedia):
+            flv.FlvReader().feed(data)
+
+    def test_no_feeding_after_the_end(self) -> None:
+        """``b""`` ends the stream for good."""
+        reader = flv.FlvReader()
+        reader.feed(b"")
+        with pytest.raises(MediaUsageError):
+            reader.feed(b"FLV")
