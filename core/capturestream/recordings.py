@@ -135,6 +135,11 @@ class Recording(BaseModel):
         """An item → the model (raises pydantic's ValidationError on a corrupt or half-written item)."""
         return cls.model_validate(table.from_item(item))
 
+    @classmethod
+    def read(cls, item: Mapping[str, table.AttributeValue] | None) -> Recording | None:
+        """An item → the model, or None when there is none or it is half-written (``table.read_model``)."""
+        return table.read_model(cls, item)
+
 
 def recording_key(recording_id: str) -> table.Item:
     """Primary key of a recording item."""

@@ -6,13 +6,15 @@ Rules:
 - Items hold object *paths*; URLs are made here from the CDN base URL the caller passes (it differs per
   deployment, the items do not).
 - Nothing here carries a stream key or its hash: channel items are never read into these models.
+- Readers that answer requests use ``read`` (an item missing ``playback_id``/``session_id`` is absent, not an
+  error); ``from_item`` raises on it, for callers that hold whole items only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,6 +44,15 @@ class _View(BaseModel):
     playlist_path: str | None = None
     media: MediaInfo = Field(default_factory=MediaInfo)
     revision: int = 0
+
+    @classmethod
+    def read(cls, item: Mapping[str, Any] | None) -> Self | None:
+        """An item (wire format) → the view, or None when there is none or it is half-written.
+
+        A key-only item (moto shows one while the catalog's ``UpdateItem`` creates it) reads as absent: see
+        :func:`capturestream.table.read_model`. A corrupt item still raises pydantic's ValidationError.
+        """
+        return table.read_model(cls, item)
 
 
 class StreamView(_View):

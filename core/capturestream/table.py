@@ -25,6 +25,9 @@ Rules:
 - Items are produced and read in DynamoDB's wire format (``{"S": ...}`` attribute values) so the same mapping
   serves boto3 clients in functions and aiobotocore clients in the ingest node; nothing here imports either.
 - Every attribute name used in an expression goes through ``#names`` (DynamoDB reserved words).
+- A half-written item reads as absent (:func:`read_model`): an item missing an attribute its read model
+  requires is what a reader sees while another writer's ``UpdateItem`` creates it (moto shows the bare keys
+  first), so readers answer 404 or skip it in a list, never 500.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from .models import Channel
 
@@ -114,6 +119,28 @@ def to_item(attributes: Mapping[str, Any]) -> Item:
 def from_item(item: Mapping[str, AttributeValue]) -> dict[str, Any]:
     """A DynamoDB item → a mapping of Python values."""
     return {name: deserialize(value) for name, value in item.items()}
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def read_model(model: type[Model], item: Mapping[str, AttributeValue] | None) -> Model | None:
+    """An item → ``model``, or None when there is no item or it is half-written.
+
+    Half-written means an attribute that ``model`` requires (a field without a default) is missing or NULL:
+    another writer's ``UpdateItem`` is creating the item, and until it lands the item does not exist for readers.
+
+    Raises:
+        pydantic.ValidationError: when every required attribute is there but some value is invalid (a corrupt
+            item: that is a bug to see, not a moment to wait out).
+    """
+    if not item:
+        return None
+    attributes = from_item(item)
+    for name, field in model.model_fields.items():
+        if field.is_required() and attributes.get(field.alias or name) is None:
+            return None
+    return model.model_validate(attributes)
 
 
 def channel_key(channel_id: str) -> Item:
@@ -271,6 +298,11 @@ def channel_to_item(channel: Channel) -> Item:
 def channel_from_item(item: Mapping[str, AttributeValue]) -> Channel:
     """A channel item → :class:`Channel` (raises pydantic's ValidationError on a corrupt item)."""
     return Channel.model_validate(from_item(item))
+
+
+def read_channel(item: Mapping[str, AttributeValue] | None) -> Channel | None:
+    """A channel item → :class:`Channel`, or None when there is none or it is half-written (:func:`read_model`)."""
+    return read_model(Channel, item)
 
 
 def owner_channels_query(owner: str) -> dict[str, Any]:

@@ -6,8 +6,9 @@ Rules:
   paths leave only as CDN URLs (``streams.media_url``).
 - Only ``ready`` recordings are listed (the sparse indexes hold nothing else): everyone's on ``gsi1``, one
   channel's on ``gsi2``, newest first, paged with the shared opaque cursors (``pagination``). ``GET`` by id also
-  answers ``building`` and ``failed`` (with its error); ``deleted`` reads as absent: 404, like an unknown id. An
-  id that cannot be a name is a 404 without a DynamoDB call, and no 404 echoes the id.
+  answers ``building`` and ``failed`` (with its error); ``deleted`` reads as absent: 404, like an unknown id, and
+  so does a half-written item (``Recording.read``). An id that cannot be a name is a 404 without a DynamoDB call,
+  and no 404 echoes the id.
 - ``DELETE`` needs a bearer JWT (401 without) of the owner of the recording's channel (403 for anyone else; a
   deleted recording is a 404 to them). A recording still building is a 409: its builder would write new objects
   behind the delete. The steps, each safe to repeat:
@@ -156,13 +157,16 @@ def delete_recording(
 
 
 def _recordings(items: list[table.Item]) -> list[Recording]:
-    """Recording items → models, skipping (and logging) a corrupt item rather than failing the whole page."""
+    """Recording items → models, skipping half-written items and (logged) corrupt ones, not failing the page."""
     found = []
     for item in items:
         try:
-            found.append(Recording.from_item(item))
+            recording = Recording.read(item)
         except ValidationError:
             logger.warning("skipping a corrupt recording item", extra={"pk": item.get(table.PK, {}).get("S")})
+            continue
+        if recording is not None:
+            found.append(recording)
     return found
 
 
@@ -173,8 +177,7 @@ def _get_recording(
     if NAME_PATTERN.fullmatch(recording_id) is None:  # cannot exist; don't send junk keys to DynamoDB
         return None
     key = recordings.recording_key(recording_id)
-    item = dynamodb.get_item(TableName=table_name, Key=key, ConsistentRead=consistent).get("Item")
-    return Recording.from_item(item) if item else None
+    return Recording.read(dynamodb.get_item(TableName=table_name, Key=key, ConsistentRead=consistent).get("Item"))
 
 
 def _is_owner(dynamodb: DynamoDBClient, table_name: str, channel_id: str, user: User) -> bool:

@@ -12,6 +12,8 @@ Rules:
   of another stream is a 404 like a missing one.
 - The detail costs two ``GetItem`` calls: the session item's key is only known from the stream item, so one
   ``BatchGetItem`` cannot fetch both. Reads are eventually consistent (cheaper; the CDN caches them anyway).
+- A half-written item (moto shows the bare keys while the catalog creates a stream) is absent: 404 for one
+  stream, skipped in a list, never 500 (``StreamView.read``).
 - Item shapes and key expressions come from ``capturestream.table``; this module never spells a key.
 """
 
@@ -144,13 +146,16 @@ def _media_ms(seconds: float) -> int:
 
 
 def _stream_views(items: list[table.Item]) -> list[StreamView]:
-    """Stream items → views, skipping (and logging) a corrupt item rather than failing the whole grid."""
+    """Stream items → views, skipping half-written items and (logged) corrupt ones rather than failing the grid."""
     views = []
     for item in items:
         try:
-            views.append(StreamView.from_item(item))
+            view = StreamView.read(item)
         except ValidationError:
             logger.warning("skipping a corrupt stream item", extra={"pk": item.get(table.PK, {}).get("S")})
+            continue
+        if view is not None:
+            views.append(view)
     return views
 
 
@@ -162,19 +167,16 @@ def _get_stream(dynamodb: DynamoDBClient, table_name: str, stream_id: str) -> St
     """
     if NAME_PATTERN.fullmatch(stream_id) is None:  # cannot exist; don't send junk keys to DynamoDB
         raise NotFound("stream not found")
-    item = dynamodb.get_item(TableName=table_name, Key=table.stream_key(stream_id)).get("Item")
-    if item is None:
+    stream = StreamView.read(dynamodb.get_item(TableName=table_name, Key=table.stream_key(stream_id)).get("Item"))
+    if stream is None:  # absent, or half-written while the catalog creates it
         raise NotFound("stream not found")
-    return StreamView.from_item(item)
+    return stream
 
 
 def _get_session(dynamodb: DynamoDBClient, table_name: str, session_id: str, stream_id: str) -> SessionView | None:
     """The session item of ``session_id`` if it exists and is a broadcast of ``stream_id``."""
-    item = dynamodb.get_item(TableName=table_name, Key=table.session_key(session_id)).get("Item")
-    if item is None:
-        return None
-    session = SessionView.from_item(item)
-    return session if session.playback_id == stream_id else None
+    session = SessionView.read(dynamodb.get_item(TableName=table_name, Key=table.session_key(session_id)).get("Item"))
+    return session if session is not None and session.playback_id == stream_id else None
 
 
 def _chat_session(dynamodb: DynamoDBClient, table_name: str, stream_id: str, session_id: str | None) -> str:

@@ -85,6 +85,19 @@ def test_me_paginates_with_an_opaque_cursor(dynamodb: Any) -> None:
     assert pages == 3
 
 
+def test_a_half_written_channel_is_404_and_left_out_of_the_list(dynamodb: Any) -> None:
+    """A channel item missing its required attributes (mid-update) is no channel: 404, skipped, never 500."""
+    whole = create("whole")
+    channel_id = create("half")["channel"]["channelId"]
+    item, _ = stored_channel(dynamodb, channel_id)
+    del item["stream_key_hash"]
+    dynamodb.put_item(TableName=TABLE, Item=item)
+    status, _, body = call("POST", f"/api/channels/{channel_id}/rotate-key", token=token_for())
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    status, _, body = call("GET", "/api/channels/me", token=token_for())
+    assert status == 200 and [c["channelId"] for c in body["channels"]] == [whole["channel"]["channelId"]]
+
+
 @pytest.mark.parametrize(
     "cursor",
     [

@@ -237,6 +237,30 @@ def test_unknown_or_invalid_stream_is_404(db: Any, stream_id: str) -> None:
     assert stream_id not in json.dumps(body)
 
 
+def test_a_half_written_stream_is_404_and_left_out_of_the_grid(db: Any) -> None:
+    """moto shows the bare keys while the catalog creates a stream item: that reads as no stream, never a 500."""
+    shown = broadcast(db)
+    starting = new_playback_id()
+    db.put_item(TableName=TABLE, Item=table.stream_key(starting))  # what a poll saw once in 918
+    db.put_item(  # a stream item some other writer created before the catalog did (no session yet)
+        TableName=TABLE, Item={**table.stream_key("viewersfirst"), "viewer_count": {"N": "3"}}
+    )
+    for stream_id in (starting, "viewersfirst"):
+        status, _, body = call("GET", f"/api/stream/{stream_id}")
+        assert (status, body["error"]["code"]) == (404, "not_found")
+    session = shown.model_copy(update={"playback_id": starting, "session_id": new_session_id(T0)})
+    _apply(db, catalog.stream_update(session, LIVE))  # the update lands: the stream exists now
+    db.put_item(TableName=TABLE, Item=table.session_key(session.session_id))  # ... but its session is keys only
+    status, _, detail = call("GET", f"/api/stream/{starting}")
+    assert status == 200 and (detail["segmentCount"], detail["lastSegmentAt"]) == (0, None)
+    db.put_item(  # listed under "live" but half-written
+        TableName=TABLE,
+        Item={**table.stream_key("halfinlist"), table.GSI1_PK: {"S": "STREAMS#live"}, table.GSI1_SK: {"S": "z"}},
+    )
+    status, _, listing = call("GET", "/api/streams")
+    assert status == 200 and sorted(ids(listing)) == sorted([shown.playback_id, starting])
+
+
 # ------------------------------------------------------------------------------------------------ chat
 
 
