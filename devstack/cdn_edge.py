@@ -245,6 +245,11 @@ class CdnEdge:
         self._bucket = bucket
         self._web_root = web_root.resolve()
         self.cache = cache or EdgeCache()
+        self.configure(runtime_config)
+
+    def configure(self, runtime_config: Mapping[str, Any] | None) -> None:
+        """Set what ``/config.json`` serves and the pages' ``connect-src`` (``up`` knows its URLs only once every
+        server listens, after the edge itself started)."""
         self._config = None if runtime_config is None else json.dumps(dict(runtime_config)).encode()
         self._page_headers = {
             "Content-Security-Policy": content_security_policy(connect_sources(runtime_config)),

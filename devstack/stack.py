@@ -90,6 +90,18 @@ class Endpoints:
         return {**data, **self.extra}
 
 
+def web_runtime_config(endpoints: Endpoints, stage: str) -> dict[str, Any]:
+    """The web app's ``/config.json``: where its pages find the API, the WebSocket gateway and ingest."""
+    return {
+        "apiUrl": endpoints.api_url,
+        "wsUrl": endpoints.ws_url,
+        "captureWsUrl": endpoints.as_dict().get("capture_ws_url"),
+        "rtmpUrl": endpoints.rtmp_url,
+        "cdnUrl": endpoints.cdn_url,
+        "stage": stage,
+    }
+
+
 class LocalStack:
     """The running local system; ``async with LocalStack(config) as stack`` starts and stops it."""
 
@@ -105,6 +117,7 @@ class LocalStack:
         self.snapshotter: TableSnapshotter | None = None
         self._exit = contextlib.AsyncExitStack()
         self._runner: web.AppRunner | None = None
+        self.cdn: CdnEdge | None = None
 
     async def __aenter__(self) -> LocalStack:
         try:
@@ -159,6 +172,8 @@ class LocalStack:
             cdn_url=base,
             extra={"table": provisioned.table.name, "aws_endpoint": endpoint, "pid": os.getpid()},
         )
+        if self.cdn is not None:
+            self.cdn.configure(web_runtime_config(self.endpoints, self.config.stage))
         self._write_private(TOKEN_FILE, tokens.issue_token(secret, DEV_OWNER, DEV_TOKEN_TTL, name="Local owner"))
         self._write_private(STACK_FILE, json.dumps(self.endpoints.as_dict(), indent=2))
         self.ready_seconds = time.perf_counter() - started
@@ -258,7 +273,7 @@ class LocalStack:
         session = get_session()
         s3 = await self._exit.enter_async_context(session.create_client("s3", region_name=spec.region))
         events = await self._exit.enter_async_context(session.create_client("events", region_name=spec.region))
-        cdn = CdnEdge(s3, provisioned.bucket, WEB_ROOT)
+        cdn = self.cdn = CdnEdge(s3, provisioned.bucket, WEB_ROOT)
         minio = MinioWebhook(events)
 
         async def dispatch(request: web.Request) -> web.StreamResponse:
