@@ -1,0 +1,603 @@
+"""Benchmark: glass-to-glass latency of a live viewer in headless Chromium + hls.js, CaptureStream against ffmpeg's own
+HLS on the same edge in the same run (BRIEF §6: ≤ 2.0 s for standard HLS through S3 and the CDN edge, 1 s segments).
+
+Method:
+    Publisher, the same for both subjects (``bench/_clock.py``): ``ffmpeg -re`` lavfi ``testsrc2`` 1280x720@30 +
+    ``sine``, a filter that burns wall-clock ms mod 2^24 into every frame as 24 black/white boxes (CHROMIUM.md),
+    libx264 veryfast zerolatency, GOP 30 (``-keyint_min 30 -sc_threshold 0``), 2500k, AAC 128k.
+    Subjects, one at a time, never both at once (``--runs`` alternates which goes first):
+      - CaptureStream: ``capturestream up --ports auto`` (state dir in a temp dir), ``capturestream channel create
+        --json``, the publisher to ``rtmp://…/<stream key>``; once ``GET /api/stream/<playbackId>`` says live and
+        the playlist at the CDN edge lists 3 segments, Chromium opens the channel's watch URL
+        (``<web_url>/watch.html?v=<playbackId>``): hls.js through the edge, S3 (moto) behind it, 1 s segments.
+      - reference: the publisher writes its own HLS (``-f hls -hls_time 1 -hls_list_size 6 -hls_segment_type fmp4
+        -hls_flags delete_segments+program_date_time+independent_segments``) into ``ref/`` of a temp web root that
+        also holds a copy of ``web/``; the same edge class (``devstack.cdn_edge.CdnEdge``) serves it from an aiohttp
+        app in this process; the same page plays it as ``<edge>/watch.html?src=/ref/index.m3u8``.
+    Viewer: Playwright's Chromium (``/usr/bin/chromium``, ``--autoplay-policy=no-user-gesture-required``), a fresh
+    context per subject with the clock reader injected by ``add_init_script`` (``bench._clock.READER_JS``): for every
+    presented frame (``requestVideoFrameCallback``) it draws the clock band of the video at its intrinsic resolution
+    onto a 1280x76 canvas, reads the stamp and records ``Date.now() − stamp``, and, when the page exposes its hls.js
+    as ``window.capturestreamPlayer``, ``Date.now() − hls.playingDate`` and ``hls.latency`` beside it.
+    Samples are taken for ``--window`` seconds after ``--warmup`` seconds counted from the first readable frame.
+
+Usage: ``python -m bench.glass_to_glass [--warmup 10] [--window 30] [--runs 1] [--web-root DIR] [--json] [--quick]
+[--results-dir DIR]``. ``--web-root`` serves the pages from another folder (the CaptureStream row then plays the
+``playbackUrl`` the API reports, as ``watch.html?src=<absolute URL>``, through ``up``'s edge).
+Exit status 0 when both subjects were measured (a missed target is in the table); 1 when one failed (nothing started,
+the publisher died, no frame decoded); 2 when something it needs is missing (ffmpeg, Chromium, ``watch.html``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bench import _clock
+from bench._ingest_capturestream import CaptureStreamSubject
+from bench._stats import (
+    add_common_arguments,
+    environment,
+    environment_line,
+    markdown_table,
+    ms,
+    sec,
+    shown,
+    summarize,
+    write_results,
+)
+from devstack.cdn_edge import CdnEdge
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WEB_ROOT = REPO_ROOT / "web"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+TARGET_SECONDS = 2.0
+FPS = 30
+READY_SEGMENTS = 3  # the page opens once the playlist lists this many segments
+LIVE_TIMEOUT = 40.0
+FIRST_FRAME_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+JUMP_MS = 200  # consecutive stamps further apart than this (or going back) are a skip in the media
+CAPTURESTREAM, REFERENCE = "CaptureStream", "reference"
+
+
+class Failed(Exception):
+    """A subject could not be measured; the message says why."""
+
+
+@dataclass
+class Watch:
+    """One subject watched once: the raw samples of its measuring window and what the page showed."""
+
+    subject: str
+    run: int
+    page_url: str = ""
+    samples: list[list[Any]] = field(default_factory=list)  # rows of _clock.SAMPLE_FIELDS
+    unreadable: int = 0
+    jumps: int = 0
+    first_frame_seconds: float | None = None  # page opened → first readable frame
+    live_seconds: float | None = None  # publisher spawned → page opened
+    player: dict[str, Any] | None = None  # hls.js config/state when the page exposes capturestreamPlayer
+    quality: dict[str, Any] = field(default_factory=dict)
+    console: list[str] = field(default_factory=list)
+    failure: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------- processes
+
+
+class Encoder:
+    """The publisher: one ffmpeg in its own session (a Ctrl-C reaches the bench only, which stops it)."""
+
+    def __init__(self, scratch: Path, output: list[str]) -> None:
+        self.scratch = scratch
+        self.output = output
+        self.log = scratch / "ffmpeg.log"
+        self.process: asyncio.subprocess.Process | None = None
+        self.spawned_at = 0.0
+
+    async def start(self) -> None:
+        """Write the clock filter and spawn ffmpeg."""
+        script = self.scratch / "clock.vf"
+        script.write_text(_clock.filter_script(FPS))
+        with self.log.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                *_clock.encoder_args(script, fps=FPS),
+                *self.output,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
+        self.spawned_at = time.monotonic()
+
+    def check(self) -> None:
+        """Raise :class:`Failed` when ffmpeg has exited."""
+        if self.process is not None and self.process.returncode is not None:
+            raise Failed(f"the publisher exited with {self.process.returncode}: {self.tail()}")
+
+    def tail(self, lines: int = 8) -> str:
+        text = self.log.read_text(errors="replace").strip() if self.log.exists() else ""
+        return " | ".join(text.splitlines()[-lines:]) or "(no output)"
+
+    async def stop(self) -> None:
+        """SIGTERM (ffmpeg finishes its output), SIGKILL to its group after :data:`STOP_TIMEOUT`."""
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+
+
+class PageServer:
+    """The bench's own edge: :class:`CdnEdge` over a temp web root holding a copy of the pages and ``ref/``."""
+
+    def __init__(self, scratch: Path, pages: Path) -> None:
+        self.root = scratch / "www"
+        shutil.copytree(pages, self.root)
+        self.ref = self.root / "ref"
+        self.ref.mkdir()
+        self.url = ""
+        self.edge = CdnEdge(None, "", self.root)  # no bucket: the reference is files under the web root
+        self._runner: web.AppRunner | None = None
+
+    def allow(self, url: str) -> None:
+        """Let the pages fetch from ``url``'s origin too (the edge's CSP ``connect-src``, from its runtime config)."""
+        self.edge = CdnEdge(None, "", self.root, runtime_config={"mediaUrl": url})
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", lambda request: self.edge.handle(request))
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def _playlist_segments(http: aiohttp.ClientSession, url: str) -> int:
+    """How many segments the playlist at ``url`` lists (0 when it is not there yet)."""
+    with contextlib.suppress(aiohttp.ClientError):
+        async with http.get(url) as response:
+            if response.status == 200:
+                return (await response.text()).count("#EXTINF")
+    return 0
+
+
+async def _wait_for_segments(http: aiohttp.ClientSession, url: str, encoder: Encoder) -> None:
+    deadline = encoder.spawned_at + LIVE_TIMEOUT
+    while await _playlist_segments(http, url) < READY_SEGMENTS:
+        encoder.check()
+        if time.monotonic() > deadline:
+            raise Failed(f"{url} did not list {READY_SEGMENTS} segments within {LIVE_TIMEOUT:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+# ----------------------------------------------------------------------------------------------------- subjects
+
+
+@contextlib.asynccontextmanager
+async def reference(
+    pages: PageServer, http: aiohttp.ClientSession, scratch: Path
+) -> AsyncIterator[tuple[str, Encoder]]:
+    """ffmpeg's own HLS in ``ref/`` of the bench's edge; yields the page URL and the publisher."""
+    for stale in pages.ref.iterdir():  # a previous run's segments
+        stale.unlink()
+    encoder = Encoder(scratch, _clock.hls_output(pages.ref))
+    try:
+        await encoder.start()
+        await _wait_for_segments(http, f"{pages.url}/ref/index.m3u8", encoder)
+        yield f"{pages.url}/watch.html?src=/ref/index.m3u8", encoder
+    finally:
+        await encoder.stop()
+
+
+@contextlib.asynccontextmanager
+async def capturestream(
+    pages: PageServer | None, http: aiohttp.ClientSession, scratch: Path
+) -> AsyncIterator[tuple[str, Encoder]]:
+    """``capturestream up``, a channel, the publisher over RTMP; yields the watch URL and the publisher.
+
+    With ``pages`` (``--web-root``) the page comes from the bench's edge and plays the API's ``playbackUrl``.
+    """
+    subject = CaptureStreamSubject(scratch, http)
+    encoder: Encoder | None = None
+    try:
+        try:
+            await subject.start(0)
+        except RuntimeError as error:  # not ready, or exited: the message carries its log tail
+            raise Failed(str(error)) from None
+        created = await _channel_create(subject.state)
+        encoder = Encoder(scratch, _clock.rtmp_output(f"{created['ingest']['server']}/{created['streamKey']}"))
+        await encoder.start()
+        playback_url = await _wait_until_live(http, subject.stack["api_url"], created["channel"]["playbackId"], encoder)
+        await _wait_for_segments(http, playback_url, encoder)
+        if pages is None:
+            yield created["watchUrl"], encoder
+        else:
+            pages.allow(playback_url)
+            yield f"{pages.url}/watch.html?src={urllib.parse.quote(playback_url, safe='')}", encoder
+    finally:
+        if encoder is not None:
+            await encoder.stop()
+        error = await subject.stop()
+        if error:
+            print(f"bench.glass_to_glass: {error}", file=sys.stderr)
+
+
+async def _channel_create(state: Path) -> dict[str, Any]:
+    """``capturestream channel create g2g --json --state-dir STATE``: stream key, RTMP server, watch URL."""
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("capturestream")),
+        *("channel", "create", "glass to glass", "--json", "--state-dir", str(state)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=REPO_ROOT,
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise Failed(f"capturestream channel create exited with {process.returncode}: {err.decode().strip()}")
+    return json.loads(out)
+
+
+async def _wait_until_live(http: aiohttp.ClientSession, api_url: str, playback_id: str, encoder: Encoder) -> str:
+    """Poll ``GET /api/stream/<playbackId>`` until the stream is live; its ``playbackUrl``."""
+    deadline = encoder.spawned_at + LIVE_TIMEOUT
+    while True:
+        encoder.check()
+        with contextlib.suppress(aiohttp.ClientError, ValueError):
+            async with http.get(f"{api_url}/api/stream/{playback_id}") as response:
+                body = await response.json() if response.status == 200 else {}
+            if body.get("status") == "live" and body.get("playbackUrl"):
+                return body["playbackUrl"]
+        if time.monotonic() > deadline:
+            raise Failed(f"stream {playback_id} not live within {LIVE_TIMEOUT:.0f} s: {encoder.tail()}")
+        await asyncio.sleep(0.1)
+
+
+# ------------------------------------------------------------------------------------------------------- viewer
+
+_PAGE_STATE = """() => {
+  const v = document.querySelector('video'), g = window.__g2g || {}, p = window.capturestreamPlayer;
+  const q = v && v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : null;
+  return {
+    video: !!v, readyState: v ? v.readyState : null, currentTime: v ? v.currentTime : null,
+    videoWidth: v ? v.videoWidth : null, videoHeight: v ? v.videoHeight : null,
+    error: v && v.error ? v.error.message || String(v.error.code) : null,
+    samples: (g.samples || []).length, unreadable: g.unreadable || 0, attached: g.attached || 0,
+    readerErrors: (g.errors || []).slice(0, 5),
+    frames: q ? q.totalVideoFrames : null, dropped: q ? q.droppedVideoFrames : null,
+    player: p ? {liveSyncDuration: p.config.liveSyncDuration, liveMaxLatencyDuration: p.config.liveMaxLatencyDuration,
+                 lowLatencyMode: p.config.lowLatencyMode, maxLiveSyncPlaybackRate: p.config.maxLiveSyncPlaybackRate,
+                 targetLatency: p.targetLatency} : null,
+  };
+}"""
+
+
+async def watch(browser: Any, subject: str, run: int, url: str, encoder: Encoder, args: argparse.Namespace) -> Watch:
+    """Open ``url`` in a fresh context, wait for the first readable frame, warm up, then sample ``args.window`` s."""
+    result = Watch(subject, run, page_url=url, live_seconds=time.monotonic() - encoder.spawned_at)
+    context = await browser.new_context(viewport={"width": 1280, "height": 720})
+    try:
+        await context.add_init_script(_clock.READER_JS)
+        page = await context.new_page()
+        page.on("console", lambda m: m.type in ("error", "warning") and result.console.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: result.console.append(f"pageerror: {e}"))
+        opened = time.monotonic()
+        await page.goto(url)
+        while not await page.evaluate("(window.__g2g || {samples: []}).samples.length"):
+            encoder.check()
+            if time.monotonic() - opened > FIRST_FRAME_TIMEOUT:
+                state = await page.evaluate(_PAGE_STATE)
+                raise Failed(
+                    f"no frame decoded within {FIRST_FRAME_TIMEOUT:.0f} s of opening {url}: page {state}; "
+                    f"console {result.console[-5:]}"
+                )
+            await asyncio.sleep(0.1)
+        result.first_frame_seconds = time.monotonic() - opened
+        await _sleep_watching(args.warmup, encoder)
+        before = await page.evaluate(_PAGE_STATE)
+        await _sleep_watching(args.window, encoder)
+        result.samples = await page.evaluate(f"window.__g2g.samples.slice({before['samples']})")
+        after = await page.evaluate(_PAGE_STATE)
+    finally:
+        await context.close()
+    result.unreadable = after["unreadable"] - before["unreadable"]
+    result.player = after["player"]
+    result.quality = {key: after[key] for key in ("videoWidth", "videoHeight", "readyState", "error")}
+    for key in ("frames", "dropped"):  # over the window
+        result.quality[key] = None if after[key] is None else after[key] - (before[key] or 0)
+    result.jumps = count_jumps([sample[1] for sample in result.samples])
+    if len(result.samples) > 1:  # ffmpeg keeping real time: media seconds played per second of capture clock
+        first, last = result.samples[0], result.samples[-1]
+        result.quality["media_seconds"] = last[3] - first[3]
+        result.quality["capture_seconds"] = _clock.age_ms(last[1], first[1]) / 1000
+    if not result.samples:
+        raise Failed(f"no frame decoded in the {args.window:g} s window: page {after}; console {result.console[-5:]}")
+    return result
+
+
+def count_jumps(stamps: list[int]) -> int:
+    """Consecutive stamps that go back or skip more than :data:`JUMP_MS` (a skip in the media, or a misread)."""
+    return sum(not 0 <= (b - a) % _clock.MODULUS <= JUMP_MS for a, b in zip(stamps, stamps[1:], strict=False))
+
+
+async def _sleep_watching(seconds: float, encoder: Encoder) -> None:
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        encoder.check()
+        await asyncio.sleep(min(left, 0.5))
+
+
+async def measure(args: argparse.Namespace, scratch: Path) -> list[Watch]:
+    """Every run: both subjects, one at a time, alternating which goes first."""
+    from playwright.async_api import Error as PlaywrightError  # imported here: only this bench needs Playwright
+    from playwright.async_api import async_playwright
+
+    watches: list[Watch] = []
+    pages = PageServer(scratch, args.web_root or WEB_ROOT)
+    await pages.start()
+    try:
+        async with aiohttp.ClientSession() as http, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            for run in range(args.runs):
+                order = (REFERENCE, CAPTURESTREAM) if run % 2 == 0 else (CAPTURESTREAM, REFERENCE)
+                for name in order:
+                    folder = scratch / f"{name}-{run}"
+                    folder.mkdir()
+                    subject = (
+                        reference(pages, http, folder)
+                        if name == REFERENCE
+                        else capturestream(pages if args.web_root else None, http, folder)
+                    )
+                    print(f"[{run + 1}/{args.runs}] {name} …", file=sys.stderr, flush=True)
+                    try:
+                        async with subject as (url, encoder):
+                            watches.append(await watch(browser, name, run, url, encoder, args))
+                    except (Failed, PlaywrightError) as error:
+                        watches.append(Watch(name, run, failure=str(error)))
+                        print(f"bench.glass_to_glass: {name}: {error}", file=sys.stderr)
+            await browser.close()
+    finally:
+        await pages.stop()
+    return watches
+
+
+# ------------------------------------------------------------------------------------------------------- report
+
+
+def row_summary(watches: list[Watch], subject: str) -> dict[str, Any]:
+    """Pooled figures of one subject over its runs (g2g in seconds)."""
+    mine = [w for w in watches if w.subject == subject and w.failure is None]
+    samples = [s for w in mine for s in w.samples]
+    g2g = [s[2] / 1000 for s in samples]
+    latency = [s[6] for s in samples if s[6] is not None]
+    playing = [s[5] / 1000 for s in samples if s[5] is not None]
+    before_player = [s[2] / 1000 - s[6] for s in samples if s[6] is not None]
+    return {
+        "subject": subject,
+        "runs": len(mine),
+        "g2g": summarize(g2g, quantiles=(50, 95)),
+        "hls_latency": summarize(latency, quantiles=(50,)),
+        "hls_playing_date": summarize(playing, quantiles=(50,)),
+        "g2g_minus_hls_latency": summarize(before_player, quantiles=(50,)),
+        "unreadable": sum(w.unreadable for w in mine),
+        "jumps": sum(w.jumps for w in mine),
+        "dropped": sum(w.quality.get("dropped") or 0 for w in mine),
+        "player": "hls.js" if any(w.player for w in mine) else "no capturestreamPlayer",
+        "frames": sum(w.quality.get("frames") or 0 for w in mine),
+        "publisher_speed": _ratio(
+            sum(w.quality.get("media_seconds", 0) for w in mine), sum(w.quality.get("capture_seconds", 0) for w in mine)
+        ),
+    }
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def report(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ratio CaptureStream / reference (p50 and p95) and the target verdict on CaptureStream's p50."""
+    ours, ref = (next(r for r in rows if r["subject"] == name)["g2g"] for name in (CAPTURESTREAM, REFERENCE))
+    ratio = {q: _ratio(ours[q], ref[q]) if ours["n"] and ref["n"] else None for q in ("p50", "p95")}
+    met = bool(ours["n"]) and ours["p50"] <= TARGET_SECONDS
+    return {"ratio": ratio, "target_seconds": TARGET_SECONDS, "target_met": met}
+
+
+def table(rows: list[dict[str, Any]], verdict: dict[str, Any]) -> str:
+    """The markdown table: one line per subject."""
+    lines = []
+    for row in rows:
+        g = row["g2g"]
+        ours = row["subject"] == CAPTURESTREAM
+        label = "CaptureStream (up → S3 → edge)" if ours else "reference: ffmpeg HLS → same edge"
+        ratio = verdict["ratio"]["p50"]
+        target = f"p50 ≤ {TARGET_SECONDS:g} s: " + ("met" if verdict["target_met"] else "MISSED" if g["n"] else "—")
+        lines.append(
+            [
+                label,
+                row["player"],
+                str(g["n"]),
+                ms(g.get("p50")),
+                ms(g.get("p95")),
+                ms(g.get("max")),
+                (f"{ratio:.2f}×" if ratio is not None else "—") if ours else "1.00×",
+                sec(row["hls_latency"].get("p50")),
+                ms(row["g2g_minus_hls_latency"].get("p50")),
+                ms(row["hls_playing_date"].get("p50")),
+                f"{row['unreadable']} / {row['jumps']} / {row['dropped']}",
+                target if ours else "—",
+            ]
+        )
+    headers = [
+        "row",
+        "player",
+        "n",
+        "g2g p50",
+        "p95",
+        "max",
+        "p50 × ref",
+        "hls.latency p50",
+        "g2g − hls.latency p50",
+        "now − hls.playingDate p50",
+        "unreadable / jumps / dropped",
+        "target",
+    ]
+    return markdown_table(headers, lines)
+
+
+def missing(args: argparse.Namespace) -> str | None:
+    """What the bench needs and does not find, or None."""
+    if shutil.which("ffmpeg") is None:
+        return "ffmpeg is not installed"
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} is not installed (apt-get install chromium)"
+    pages = args.web_root or WEB_ROOT
+    if not (pages / "watch.html").is_file():
+        return f"{pages}/watch.html does not exist (pass --web-root DIR with a watch.html)"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bench; print the table (or JSON); write the raw results."""
+    parser = argparse.ArgumentParser(prog="python -m bench.glass_to_glass", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds after the first frame (default 10)")
+    parser.add_argument("--window", type=float, default=30.0, help="seconds of samples per subject (default 30)")
+    parser.add_argument("--runs", type=int, default=1, help="runs of both subjects, alternating order (default 1)")
+    parser.add_argument("--web-root", type=Path, default=None, help=f"pages to serve (default {WEB_ROOT})")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of the table")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 s warm-up, 5 s window")
+    add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.warmup, args.window = 3.0, 5.0
+    if args.warmup < 0 or args.window <= 0 or args.runs < 1:
+        parser.error("--warmup must be >= 0, --window > 0 and --runs >= 1")
+    if args.web_root is not None:
+        args.web_root = args.web_root.resolve()
+    reason = missing(args)
+    if reason:
+        print(f"bench.glass_to_glass: cannot run: {reason}", file=sys.stderr)
+        return 2
+
+    env = environment()
+    budget = args.runs * 2 * (LIVE_TIMEOUT + FIRST_FRAME_TIMEOUT + args.warmup + args.window + 60)
+    with tempfile.TemporaryDirectory(prefix="bench-g2g-") as name:
+        try:
+            watches = asyncio.run(_bounded(measure(args, Path(name)), budget))
+        except TimeoutError:
+            print(f"bench.glass_to_glass: did not finish within {budget:.0f} s", file=sys.stderr)
+            return 1
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            print("bench.glass_to_glass: interrupted; every process it started is stopped", file=sys.stderr)
+            return 130
+
+    env["loadavg_end"] = environment()["loadavg"]
+    rows = [row_summary(watches, subject) for subject in (CAPTURESTREAM, REFERENCE)]
+    verdict = report(rows)
+    failed = [w for w in watches if w.failure or not w.samples]
+    summary = {"rows": rows, **verdict, "failures": [f"{w.subject} run {w.run}: {w.failure}" for w in failed]}
+    path = write_results(
+        "glass_to_glass",
+        {
+            "bench": "glass_to_glass",
+            "argv": sys.argv[1:] if argv is None else argv,
+            "environment": env,
+            "parameters": {
+                "warmup": args.warmup,
+                "window": args.window,
+                "runs": args.runs,
+                "web_root": str(args.web_root or WEB_ROOT),
+                "fps": FPS,
+                "ready_segments": READY_SEGMENTS,
+                "sample_fields": _clock.SAMPLE_FIELDS,
+            },
+            **summary,
+            "watches": [asdict(w) for w in watches],
+        },
+        args.results_dir,
+    )
+    if args.json:
+        print(json.dumps({**summary, "results": str(path)}, indent=2))
+    else:
+        _print_report(args, rows, verdict, failed, env, path)
+    return 1 if failed else 0
+
+
+def _print_report(
+    args: argparse.Namespace,
+    rows: list[dict[str, Any]],
+    verdict: dict[str, Any],
+    failed: list[Watch],
+    env: dict[str, Any],
+    path: Path,
+) -> None:
+    pages = "web/" if args.web_root is None else str(args.web_root)
+    print(
+        f"## Glass-to-glass: Chromium + hls.js ({pages} watch.html), 720p30 x264 zerolatency GOP 1 s, 1 s segments; "
+        f"{args.warmup:g} s warm-up, {args.window:g} s window, {args.runs} run(s)\n"
+    )
+    print(table(rows, verdict))
+    print()
+    print(
+        "- g2g = Date.now() at requestVideoFrameCallback − the capture ms burned into the frame; "
+        "g2g − hls.latency = capture → that media listed in the playlist the player holds (segmenting, upload, "
+        "edge, playlist poll); hls.latency = the player's hold-back behind the live edge."
+    )
+    for row in rows:
+        speed = row["publisher_speed"]
+        print(
+            f"- {row['subject']}: {row['g2g']['n']} frames read of {row['frames']} decoded in the window; media time "
+            f"per second of capture clock {'—' if speed is None else f'{speed:.3f}'} (1: the publisher kept real "
+            f"time; below 1: it fell behind, and that delay is part of g2g)."
+        )
+    end = "/".join(f"{value:g}" for value in env.get("loadavg_end", []))
+    print(f"- {environment_line(env)}; load {end or 'n/a'} at the end.")
+    if failed:
+        print(f"\n{len(failed)} subject run(s) failed:")
+        for w in failed:
+            print(f"- {w.subject} run {w.run}: {w.failure}")
+    print(f"\nRaw results: {shown(path)}")
+
+
+async def _bounded(work: Any, budget: float) -> list[Watch]:
+    """``work`` within ``budget`` seconds; SIGTERM cancels it like Ctrl-C does (every process is stopped)."""
+    task = asyncio.ensure_future(asyncio.wait_for(work, budget))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await task
+
+
+if __name__ == "__main__":
+    sys.exit(main())
