@@ -19,7 +19,8 @@ Rules (S3 and EventBridge deliver at least once and in any order — STYLE rule 
 - Segment events only raise the session's ``last_sequence``/``segment_count``/``last_segment_at`` (the reaper's
   liveness signal); an older or duplicate segment leaves it unchanged.
 - Viewer counts and thumbnails on the stream item belong to other writers (notifier, thumbnail function); the
-  catalog never touches them.
+  catalog never touches them. Its ``channel_name`` belongs to the channel rename route, and wins over the
+  title a manifest carries (the name when its broadcast started).
 - Paths come from :mod:`capturestream.keys`; nothing here spells a key.
 """
 
@@ -48,13 +49,16 @@ def _update(
     fields: dict[str, Any],
     *,
     if_absent: tuple[str, ...] = (),
+    prefer: dict[str, str] | None = None,
     remove: tuple[str, ...] = (),
     condition: str | None = None,
     condition_values: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``UpdateItem`` arguments: ``SET`` every field (``if_not_exists`` for ``if_absent``), ``REMOVE`` others.
+    """``UpdateItem`` arguments: ``SET`` every field, ``REMOVE`` others.
 
-    Conditions name attributes as ``#status``, ``#rev``, ``#sid``, ``#last`` and values as ``:<name>``.
+    A field in ``if_absent`` is set only where it is missing; a field in ``prefer`` takes the value of the named
+    attribute where that one exists (``title`` ← ``channel_name``). Conditions name attributes as ``#status``,
+    ``#rev``, ``#sid``, ``#last`` and values as ``:<name>``.
     """
     names = {"#status": "status", "#rev": "revision", "#sid": "session_id", "#last": "last_sequence"}
     values, clauses = {}, []
@@ -62,6 +66,9 @@ def _update(
         names[f"#f{index}"] = name
         values[f":v{index}"] = table.serialize(value)
         target = f"if_not_exists(#f{index}, :v{index})" if name in if_absent else f":v{index}"
+        if prefer and name in prefer:
+            names[f"#p{index}"] = prefer[name]
+            target = f"if_not_exists(#p{index}, :v{index})"
         clauses.append(f"#f{index} = {target}")
     expression = "SET " + ", ".join(clauses)
     if remove:
@@ -144,7 +151,9 @@ def stream_update(body: SessionManifestBody, kind: keys.ManifestKind) -> dict[st
 
     Applies when the stream has no session yet, when this manifest's session is newer than the stored one, or
     when it is the same session and this manifest is newer (``ended``: whenever the session has not ended yet).
-    ``ConditionalCheckFailed`` means a newer state is stored: nothing to do.
+    ``ConditionalCheckFailed`` means a newer state is stored: nothing to do. The title is the channel's name as
+    its owner last renamed it (``table.CHANNEL_NAME``) where the stream item has one: a manifest carries the name
+    from when the broadcast started.
     """
     status = status_of(kind)
     fields = {
@@ -161,6 +170,7 @@ def stream_update(body: SessionManifestBody, kind: keys.ManifestKind) -> dict[st
     return _update(
         table.stream_key(body.playback_id),
         fields,
+        prefer={"title": table.CHANNEL_NAME},
         remove=remove,
         condition=f"attribute_not_exists(#sid) OR #sid < :sid OR ({same_session})",
         condition_values={

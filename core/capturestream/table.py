@@ -66,6 +66,9 @@ MEDIA_MS_DIGITS = 12
 MAX_MEDIA_MS = 10**MEDIA_MS_DIGITS - 1
 CHANNEL_SK = "CHANNEL"
 OWNER_PREFIX = "OWNER#"
+#: Stream-item attribute holding the channel's name as its owner last set it (:func:`stream_title_update`); the
+#: catalog's manifests carry the name from when the broadcast started, so this one wins over theirs.
+CHANNEL_NAME = "channel_name"
 
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
@@ -335,4 +338,35 @@ def rotate_key_update(channel: Channel, previous_hash: str) -> dict[str, Any]:
             ":old": {"S": previous_hash},
             ":rotated": {"S": channel.key_rotated_at.isoformat()},
         },
+    }
+
+
+def rename_channel_update(channel_id: str, owner: str, name: str) -> dict[str, Any]:
+    """``UpdateItem`` arguments renaming a channel, only if it exists and belongs to ``owner``.
+
+    Returns the whole new item (``ALL_NEW``); ConditionalCheckFailed means "no such channel of yours".
+    """
+    return {
+        "Key": channel_key(channel_id),
+        "UpdateExpression": "SET #name = :name",
+        "ConditionExpression": "attribute_exists(#pk) AND #owner = :owner",
+        "ExpressionAttributeNames": {"#name": "name", "#pk": PK, "#owner": "owner"},
+        "ExpressionAttributeValues": {":name": {"S": name}, ":owner": {"S": owner}},
+        "ReturnValues": "ALL_NEW",
+    }
+
+
+def stream_title_update(playback_id: str, name: str) -> dict[str, Any]:
+    """``UpdateItem`` arguments showing a renamed channel's name on its stream item, if it has one.
+
+    Sets the title and :data:`CHANNEL_NAME`, which the catalog prefers over the (older) title in the manifests of
+    a broadcast that is still going. The condition keeps a channel that never went live without a stream item
+    (an item of bare keys and a title would be a half-written one). ConditionalCheckFailed: no stream yet.
+    """
+    return {
+        "Key": stream_key(playback_id),
+        "UpdateExpression": "SET #title = :name, #channel_name = :name",
+        "ConditionExpression": "attribute_exists(#sid)",
+        "ExpressionAttributeNames": {"#title": "title", "#channel_name": CHANNEL_NAME, "#sid": "session_id"},
+        "ExpressionAttributeValues": {":name": {"S": name}},
     }

@@ -55,6 +55,14 @@ class CreateChannelRequest(BaseModel):
     name: ChannelName = Field(description="Display name, 1-100 printable characters.", examples=["My channel"])
 
 
+class RenameChannelRequest(BaseModel):
+    """``PATCH /api/channels/{channelId}`` body: the same rules as a new channel's name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ChannelName = Field(description="Display name, 1-100 printable characters.", examples=["Friday show"])
+
+
 def watch_url(web_base_url: str, playback_id: str) -> str:
     """The web app's watch page of a stream (relative when no ``WEB_BASE_URL`` is configured)."""
     return f"{web_base_url.rstrip('/')}/watch.html?v={playback_id}"

@@ -1,4 +1,4 @@
-"""Channel routes: create a channel, rotate its stream key, list the caller's channels.
+"""Channel routes: create a channel, rename it, rotate its stream key, list the caller's channels.
 
 Rules:
 - Owner-only: every route needs a bearer JWT (``CurrentUser``) and answers ``Cache-Control: no-store``.
@@ -8,11 +8,15 @@ Rules:
   the API is not an oracle for which channel ids exist (GitHub does the same for private repositories).
 - Writes are conditional: creation never overwrites (``attribute_not_exists``), and rotation only succeeds if
   the stored hash is still the one we read, so of two concurrent rotations exactly one wins (the other: 409).
+  A rename is one conditional write on owner and existence, then the stream item's title if the channel has a
+  stream (``table.stream_title_update``); the ingest node reads the channel item at every publish, so the next
+  broadcast's manifests carry the new name, and the catalog keeps it over a running broadcast's older title.
 - Item shapes and key expressions come from ``capturestream.table``; this module never spells a key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -35,6 +39,7 @@ from ..schemas import (
     CreateChannelRequest,
     ErrorResponse,
     IngestInfo,
+    RenameChannelRequest,
     watch_url,
 )
 
@@ -91,16 +96,42 @@ def create_channel(
     raise Conflict("could not allocate a channel id; try again")
 
 
+ChannelId = Annotated[str, Path(alias="channelId")]
+_NOT_YOURS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such channel, or not yours."}
+}
+
+
+@router.patch("/{channelId}", response_model=ChannelOut, responses=_NOT_YOURS)
+def rename_channel(
+    channel_id: ChannelId, body: RenameChannelRequest, user: CurrentUser, settings: SettingsDep, dynamodb: DynamoDep
+) -> ChannelOut:
+    """Rename a channel; its stream card shows the new name at once, and its next broadcast carries it."""
+    if NAME_PATTERN.fullmatch(channel_id) is None:  # cannot exist; don't send junk keys to DynamoDB
+        raise NotFound("channel not found")
+    try:
+        updated = dynamodb.update_item(
+            TableName=settings.table_name, **table.rename_channel_update(channel_id, user.id, body.name)
+        )
+    except dynamodb.exceptions.ConditionalCheckFailedException:
+        raise NotFound("channel not found") from None
+    channel = table.read_channel(updated.get("Attributes"))
+    if channel is None:  # half-written: it is being created
+        raise NotFound("channel not found")
+    retitle = table.stream_title_update(channel.playback_id, channel.name)
+    with contextlib.suppress(dynamodb.exceptions.ConditionalCheckFailedException):  # never live: no stream item
+        dynamodb.update_item(TableName=settings.table_name, **retitle)
+    logger.info("channel renamed", extra={"channel_id": channel_id})
+    return ChannelOut.of(channel)
+
+
 @router.post(
     "/{channelId}/rotate-key",
     response_model=ChannelCredentials,
-    responses={
-        404: {"model": ErrorResponse, "description": "No such channel, or not yours."},
-        409: {"model": ErrorResponse, "description": "Another rotation won the race; retry."},
-    },
+    responses={**_NOT_YOURS, 409: {"model": ErrorResponse, "description": "Another rotation won the race; retry."}},
 )
 def rotate_stream_key(
-    channel_id: Annotated[str, Path(alias="channelId")],
+    channel_id: ChannelId,
     user: CurrentUser,
     settings: SettingsDep,
     dynamodb: DynamoDep,

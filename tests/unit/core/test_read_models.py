@@ -7,6 +7,7 @@ value is still an error: that is corruption, not a moment to wait out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,11 +29,8 @@ BODY = SessionManifestBody(
 def _written(update: dict[str, Any]) -> table.Item:
     """The item an ``UpdateItem`` built by the catalog would leave (its SET values plus the key)."""
     names, values = update["ExpressionAttributeNames"], update["ExpressionAttributeValues"]
-    item = dict(update["Key"])
-    for clause in update["UpdateExpression"].removeprefix("SET ").split(" REMOVE ")[0].split(", "):
-        name, value = clause.split(" = ")
-        item[names[name]] = values[value.removeprefix("if_not_exists(").split(", ")[-1].rstrip(")")]
-    return item
+    assignments = re.findall(r"(#f\d+) = (?:if_not_exists\(#\w+, )?(:v\d+)", update["UpdateExpression"])
+    return {**update["Key"], **{names[name]: values[value] for name, value in assignments}}
 
 
 def _channel_item() -> table.Item:

@@ -7,12 +7,14 @@ import base64
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 import pytest
 
-from capturestream.models import hash_stream_key
+from capturestream import catalog, keys, table
+from capturestream.models import SessionManifestBody, hash_stream_key, new_session_id
 from capturestream.tokens import AUDIENCE, ISSUER, User, issue_token, verify_token
 from functions.api import deps
 from functions.api import handler as api_handler
@@ -203,6 +205,56 @@ def test_concurrent_rotation_loses_with_409(dynamodb: Any) -> None:
     assert body["error"]["code"] == "conflict"
 
 
+def test_owner_renames_a_channel_and_its_stream_card(dynamodb: Any) -> None:
+    """The channel item and the stream item's title change; a running broadcast's manifests don't undo it."""
+    created = create("Old name")
+    channel_id, playback_id = created["channel"]["channelId"], created["channel"]["playbackId"]
+    started = SessionManifestBody(
+        channel_id=channel_id,
+        playback_id=playback_id,
+        session_id=new_session_id(),
+        started_at=datetime.now(UTC),
+        title="Old name",  # the node read the channel when the publisher connected
+    )
+    dynamodb.update_item(TableName=TABLE, **catalog.stream_update(started, keys.ManifestKind.STARTED))
+
+    status, headers, body = call("PATCH", f"/api/channels/{channel_id}", body={"name": " New name "}, token=token_for())
+    assert status == 200, body
+    assert headers["cache-control"] == "no-store"
+    assert body == {**created["channel"], "name": "New name"}
+    assert stored_channel(dynamodb, channel_id)[1].name == "New name"
+    assert _stream_title(dynamodb, playback_id) == "New name"
+
+    ended = started.model_copy(update={"revision": 1, "ended_at": datetime.now(UTC)})
+    dynamodb.update_item(TableName=TABLE, **catalog.stream_update(ended, keys.ManifestKind.ENDED))
+    assert _stream_title(dynamodb, playback_id) == "New name"  # not the title the broadcast started with
+    status, _, mine = call("GET", "/api/channels/me", token=token_for())
+    assert [c["name"] for c in mine["channels"]] == ["New name"]
+
+
+def test_renaming_a_channel_that_never_went_live_creates_no_stream(dynamodb: Any) -> None:
+    created = create("Quiet")
+    channel_id, playback_id = created["channel"]["channelId"], created["channel"]["playbackId"]
+    status, _, body = call("PATCH", f"/api/channels/{channel_id}", body={"name": "Still quiet"}, token=token_for())
+    assert (status, body["name"]) == (200, "Still quiet")
+    assert "Item" not in dynamodb.get_item(TableName=TABLE, Key=table.stream_key(playback_id))
+
+
+@pytest.mark.parametrize("channel_id", ["OTHER", "zzzzzzzzzzzz", "bad id with spaces", "x" * 300])
+def test_rename_of_someone_elses_or_unknown_channel_is_404(dynamodb: Any, channel_id: str) -> None:
+    others = create("Theirs", subject="user-2")
+    target = others["channel"]["channelId"] if channel_id == "OTHER" else channel_id
+    status, _, body = call("PATCH", f"/api/channels/{target}", body={"name": "Mine now"}, token=token_for("user-1"))
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    assert stored_channel(dynamodb, others["channel"]["channelId"])[1].name == "Theirs"
+    assert dynamodb.scan(TableName=TABLE)["Count"] == 1  # no item was created for an unknown id
+
+
+def _stream_title(dynamodb: Any, playback_id: str) -> str:
+    item = dynamodb.get_item(TableName=TABLE, Key=table.stream_key(playback_id), ConsistentRead=True)["Item"]
+    return item["title"]["S"]
+
+
 def test_channel_limit_per_owner(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(channel_routes, "MAX_CHANNELS_PER_OWNER", 2)
     create("a"), create("b")
@@ -232,8 +284,12 @@ def test_channel_limit_per_owner(dynamodb: Any, monkeypatch: pytest.MonkeyPatch)
         ("[]", "body"),
     ],
 )
-def test_bad_payload_is_422_naming_the_field(api_env: Any, raw_body: str | None, field: str) -> None:
-    status, headers, body = call("POST", "/api/channels", raw_body=raw_body, token=token_for())
+@pytest.mark.parametrize(("method", "path"), [("POST", "/api/channels"), ("PATCH", "/api/channels/abcdefghijkl")])
+def test_bad_payload_is_422_naming_the_field(
+    api_env: Any, raw_body: str | None, field: str, method: str, path: str
+) -> None:
+    """Creating and renaming validate a name the same way."""
+    status, headers, body = call(method, path, raw_body=raw_body, token=token_for())
     assert status == 422, body
     assert headers["cache-control"] == "no-store"
     error = body["error"]
@@ -281,7 +337,14 @@ def _claims_token(**overrides: Any) -> str:
         "Bearer " + jwt.encode({"sub": "user-1", "exp": int(time.time()) + 600}, None, algorithm="none"),
     ],
 )
-@pytest.mark.parametrize(("method", "path"), [("POST", "/api/channels"), ("GET", "/api/channels/me")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/channels"),
+        ("GET", "/api/channels/me"),
+        ("PATCH", "/api/channels/abcdefghijkl"),
+    ],
+)
 def test_owner_endpoints_reject_missing_or_bad_tokens(dynamodb: Any, authorization, method, path) -> None:
     headers = {"authorization": authorization} if authorization is not None else {}
     status, response_headers, body = call(method, path, body={"name": "x"}, headers=headers)
