@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from mediakit.cmaf import flv
 from mediakit.ffmpeg_args import (
     ArgsError,
+    capture_args,
     init_name,
     live_thumbnail_args,
     poster_args,
@@ -20,6 +22,7 @@ from mediakit.ffmpeg_args import (
     storyboard_args,
     thumbnail_args,
 )
+from tests.unit.ingest.capture_media import record
 from tests.unit.media.support import FFMPEG, FFPROBE, ffprobe_streams, run
 
 TAIL = ["-hide_banner", "-nostats", "-nostdin", "-loglevel", "warning", "-y"]
@@ -96,6 +99,78 @@ def test_init_name_matches_the_segmenter_layout() -> None:
     assert init_name(12) == "init_12.mp4"
     with pytest.raises(ArgsError):
         init_name(-1)
+
+
+# ---------------------------------------------------------------------------------------------- browser capture
+
+CAPTURE_IN = ["-f", "matroska", "-analyzeduration", "0", "-probesize", "32", "-i", "pipe:0"]
+CAPTURE_MAP = ["-map", "0:v:0?", "-map", "0:a:0?", "-f", "flv"]
+CAPTURE_OUT = ["-flush_packets", "1", "-flvflags", "no_duration_filesize", "pipe:1", *TAIL]
+
+
+def test_capture_copies_h264_and_encodes_opus_to_aac() -> None:
+    """Chromium's H.264 + Opus: video copied, audio to AAC-LC 48 kHz; Matroska in with minimal probing, FLV out."""
+    assert capture_args(copy_video=True) == [
+        *("ffmpeg", *CAPTURE_IN, *CAPTURE_MAP),
+        *("-ar", "48000", "-b:a", "128k", "-c:a", "aac", "-c:v", "copy", *CAPTURE_OUT),
+    ]
+
+
+def test_capture_encodes_vp8_with_keyframes_by_time() -> None:
+    """VP8/VP9: libx264 veryfast zerolatency, CBR-ish at the studio's bitrate, a keyframe every N s of media."""
+    argv = capture_args(
+        copy_video=False,
+        copy_audio=True,
+        video_bitrate_kbps=1200,
+        keyframe_seconds=2,
+        audio_bitrate_kbps=96,
+        ffmpeg_bin="/opt/bin/ffmpeg",
+    )
+    assert argv == [
+        *("/opt/bin/ffmpeg", *CAPTURE_IN, *CAPTURE_MAP, "-b:v", "1200k", "-bufsize", "1200k", "-c:a", "copy"),
+        *("-c:v", "libx264", "-flush_packets", "1", "-flvflags", "no_duration_filesize"),
+        *("-force_key_frames", "expr:gte(t,n_forced*2)", "-maxrate", "1200k", "-pix_fmt", "yuv420p"),
+        *("-preset", "veryfast", "-sc_threshold", "0", "-tune", "zerolatency", "pipe:1", *TAIL),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"copy_video": 1}, "copy_video must be a bool"),
+        ({"copy_audio": None}, "copy_audio must be a bool"),
+        ({"video_bitrate_kbps": 50}, "video_bitrate_kbps"),
+        ({"video_bitrate_kbps": 2500.0}, "video_bitrate_kbps"),
+        ({"keyframe_seconds": 0}, "keyframe_seconds"),
+        ({"keyframe_seconds": 11}, "keyframe_seconds"),
+        ({"audio_bitrate_kbps": 1000}, "audio_bitrate_kbps"),
+        ({"ffmpeg_bin": "-i"}, "ffmpeg_bin"),
+    ],
+)
+def test_capture_validates_inputs(changes: dict[str, object], message: str) -> None:
+    """Bad flags and numbers are refused before anything is built."""
+    with pytest.raises(ArgsError, match=message):
+        capture_args(**({"copy_video": True} | changes))  # type: ignore[arg-type]
+
+
+@requires_ffmpeg
+@pytest.mark.parametrize(("video", "copy"), [("h264", True), ("vp8", False)])
+def test_capture_command_gives_avc_and_aac_flv_tags(video: str, copy: bool, tmp_path: Path) -> None:
+    """The real command on a browser-like recording: FLV with AVC video (1 s keyframes) and AAC audio, every
+    frame kept (the first GOP too: no ``-fflags nobuffer``)."""
+    source = record(tmp_path, video, 3.0)
+    result = subprocess.run(
+        capture_args(copy_video=copy), input=source.read_bytes(), capture_output=True, timeout=60, check=True
+    )
+    tags = flv.FlvReader().feed(result.stdout)
+    video_tags = [flv.parse_video(t.body) for t in tags if t.kind == 9]
+    audio_tags = [flv.parse_audio(t.body) for t in tags if t.kind == 8]
+    assert isinstance(video_tags[0], flv.VideoConfig) and video_tags[0].codec == "avc1"
+    assert isinstance(audio_tags[0], flv.AudioConfig) and audio_tags[0].codec == "mp4a"
+    frames = [tag for tag in video_tags if isinstance(tag, flv.VideoFrame)]
+    assert len(frames) == 90 and frames[0].keyframe
+    keyframe_times = [t.timestamp for t in tags if t.kind == 9 and t.body[0] >> 4 == 1 and t.body[1] == 1]
+    assert [round(ms / 1000) for ms in keyframe_times] == [0, 1, 2]
 
 
 # ---------------------------------------------------------------------------------------------- thumbnail
