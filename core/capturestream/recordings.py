@@ -5,13 +5,16 @@ the REST API lists, shows and deletes them. Layout (beside :mod:`capturestream.t
 
     entity     pk                  sk         gsi1pk      gsi1sk           gsi2pk                   gsi2sk
     recording  RECORDING#<sess>    RECORDING  RECORDINGS  <started>#<sess>  RECORDINGS#<channel id>  <started>#<sess>
+                                              (ready only)                  (all but deleted)
 
 Rules:
 - The recording id *is* the session id (one recording per broadcast; session ids are time-sortable and public,
   like playback ids; they never carry a stream key).
-- Only ``ready`` recordings are indexed (gsi1: everyone's, newest first; gsi2: one channel's, newest first):
-  a build in progress, a failed build and a deleted recording are not listed, but ``GET`` by id still tells
-  what happened to them (``failed`` carries the error) — except ``deleted``, which reads as absent.
+- gsi1 (everyone's, newest first) indexes only ``ready`` recordings: the public library. gsi2 (one channel's,
+  newest first) indexes every recording but a deleted one, so the channel's owner sees builds in progress and
+  failed builds beside the ready ones (:func:`channel_recordings_query`); the public per-channel listing
+  filters it to ``ready`` (:func:`recordings_query`). ``GET`` by id tells what happened to any of them
+  (``failed`` carries the error) — except ``deleted``, which reads as absent.
 - A deleted recording leaves a tombstone (status ``deleted``, TTL) so a late duplicate ``ended.json`` does not
   rebuild it from objects that are being removed.
 - Items are deterministic functions of the inputs (no build timestamps), so building twice stores the same item.
@@ -114,7 +117,7 @@ class Recording(BaseModel):
     source: str | None = None
 
     def to_item(self) -> table.Item:
-        """The DynamoDB item (indexed only when ready; a tombstone expires)."""
+        """The DynamoDB item (in the public library when ready, in its channel's list unless deleted)."""
         attributes: dict[str, Any] = {
             **{name: value["S"] for name, value in recording_key(self.recording_id).items()},
             "entity": "recording",
@@ -122,12 +125,9 @@ class Recording(BaseModel):
         }
         order = f"{self.started_at.isoformat()}#{self.recording_id}"
         if self.status is RecordingStatus.READY:
-            attributes |= {
-                table.GSI1_PK: RECORDINGS,
-                table.GSI1_SK: order,
-                GSI2_PK: channel_recordings(self.channel_id),
-                GSI2_SK: order,
-            }
+            attributes |= {table.GSI1_PK: RECORDINGS, table.GSI1_SK: order}
+        if self.status is not RecordingStatus.DELETED:
+            attributes |= {GSI2_PK: channel_recordings(self.channel_id), GSI2_SK: order}
         return table.to_item(attributes)
 
     @classmethod
@@ -148,15 +148,31 @@ def recording_key(recording_id: str) -> table.Item:
 
 
 def channel_recordings(channel_id: str) -> str:
-    """``gsi2pk`` under which one channel's ready recordings are listed, newest first."""
+    """``gsi2pk`` under which one channel's recordings (all but deleted ones) are listed, newest first."""
     return f"{RECORDINGS}#{channel_id}"
 
 
 def recordings_query(*, channel_id: str | None = None, limit: int = 20) -> dict[str, Any]:
-    """Keyword arguments for ``Query`` listing ready recordings newest first (one channel's with ``channel_id``)."""
-    index, pk, value = (
-        (GSI2, GSI2_PK, channel_recordings(channel_id)) if channel_id else (table.GSI1, table.GSI1_PK, RECORDINGS)
-    )
+    """Keyword arguments for ``Query`` listing ready recordings newest first (one channel's with ``channel_id``).
+
+    The channel's index also holds its building and failed recordings: they are filtered out, after ``Limit``
+    (DynamoDB's order), so such a page can be short; builds are brief and failures rare.
+    """
+    if not channel_id:
+        return _newest_first(table.GSI1, table.GSI1_PK, RECORDINGS, limit)
+    query = channel_recordings_query(channel_id, limit=limit)
+    query["FilterExpression"] = "#status = :ready"
+    query["ExpressionAttributeNames"]["#status"] = "status"
+    query["ExpressionAttributeValues"][":ready"] = {"S": RecordingStatus.READY.value}
+    return query
+
+
+def channel_recordings_query(channel_id: str, *, limit: int = 20) -> dict[str, Any]:
+    """Keyword arguments for ``Query`` listing one channel's recordings of any status but deleted, newest first."""
+    return _newest_first(GSI2, GSI2_PK, channel_recordings(channel_id), limit)
+
+
+def _newest_first(index: str, pk: str, value: str, limit: int) -> dict[str, Any]:
     return {
         "IndexName": index,
         "KeyConditionExpression": "#gpk = :value",

@@ -406,6 +406,33 @@ def _stats_duration(recording: Recording) -> float | None:
     return recording.stats.duration if recording.stats else None
 
 
+class ChannelRecordingOut(RecordingOut):
+    """A recording as its channel's owner lists it: ready, still building or failed, with how the broadcast went."""
+
+    status: Literal["building", "ready", "failed"]
+    error: str | None = Field(description="Why the build failed (``failed`` only).")
+    stats: BroadcastStatsOut | None = Field(description="Set once the recording is built.")
+
+    @classmethod
+    def of_recording(cls, recording: Recording, *, cdn_base_url: str) -> ChannelRecordingOut:
+        """The owner's view of a recording item that is not deleted."""
+        return cls(
+            **cls.fields_of(recording, cdn_base_url=cdn_base_url),
+            status=recording.status.value,
+            error=recording.error if recording.status.value == "failed" else None,
+            stats=BroadcastStatsOut.of(recording.stats) if recording.stats else None,
+        )
+
+
+class ChannelRecordingList(BaseModel):
+    """One page of a channel's recordings (all but deleted ones), newest broadcast first."""
+
+    model_config = _WIRE
+
+    items: list[ChannelRecordingOut]
+    next_cursor: str | None = Field(default=None, description="Pass as ?cursor= for the next page; null at the end.")
+
+
 CaptureSource = Literal["screen", "camera", "screen+camera"]
 
 

@@ -1,4 +1,5 @@
-"""Channel routes: create a channel, rename it, rotate its stream key, list the caller's channels.
+"""Channel routes: create a channel, rename it, rotate its stream key, list the caller's channels and a channel's
+recordings (its past broadcasts, building and failed ones too, with their stats).
 
 Rules:
 - Owner-only: every route needs a bearer JWT (``CurrentUser``) and answers ``Cache-Control: no-store``.
@@ -23,10 +24,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from capturestream import table
+from capturestream import recordings, table
 from capturestream.errors import Conflict, NotFound
 from capturestream.keys import NAME_PATTERN
 from capturestream.models import Channel, IssuedStreamKey
+from capturestream.recordings import RecordingStatus
 from capturestream.settings import ApiSettings
 
 from ..deps import CurrentUser, DynamoDep, SettingsDep, no_store
@@ -36,12 +38,15 @@ from ..schemas import (
     ChannelCredentials,
     ChannelList,
     ChannelOut,
+    ChannelRecordingList,
+    ChannelRecordingOut,
     CreateChannelRequest,
     ErrorResponse,
     IngestInfo,
     RenameChannelRequest,
     watch_url,
 )
+from .recordings import DEFAULT_RECORDING_PAGE, MAX_RECORDING_PAGE, is_owner, recordings_page
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +155,30 @@ def rotate_stream_key(
         raise Conflict("the stream key was changed concurrently; retry") from None
     logger.info("stream key rotated", extra={"channel_id": channel_id})
     return _credentials(rotated, issued, settings)
+
+
+@router.get("/{channelId}/recordings", response_model=ChannelRecordingList, responses=_NOT_YOURS)
+def list_channel_recordings(
+    channel_id: ChannelId,
+    user: CurrentUser,
+    settings: SettingsDep,
+    dynamodb: DynamoDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_RECORDING_PAGE)] = DEFAULT_RECORDING_PAGE,
+    cursor: CursorParam = None,
+) -> ChannelRecordingList:
+    """List the channel's past broadcasts, newest first: ready, building and failed recordings with their stats."""
+    if NAME_PATTERN.fullmatch(channel_id) is None or not is_owner(dynamodb, settings.table_name, channel_id, user):
+        raise NotFound("channel not found")
+    query = recordings.channel_recordings_query(channel_id, limit=limit)
+    found, next_cursor = recordings_page(dynamodb, settings.table_name, query, cursor)
+    return ChannelRecordingList(
+        items=[
+            ChannelRecordingOut.of_recording(recording, cdn_base_url=settings.cdn_base_url)
+            for recording in found
+            if recording.status is not RecordingStatus.DELETED  # not indexed; a stale index entry at most
+        ],
+        next_cursor=next_cursor,
+    )
 
 
 @router.get("/me", response_model=ChannelList)

@@ -4,11 +4,12 @@ Rules:
 - Reads are public and cacheable for two seconds like the stream routes; responses are built field by field from
   :class:`~capturestream.recordings.Recording` (``schemas.RecordingOut``), never from raw items, and object
   paths leave only as CDN URLs (``streams.media_url``).
-- Only ``ready`` recordings are listed (the sparse indexes hold nothing else): everyone's on ``gsi1``, one
-  channel's on ``gsi2``, newest first, paged with the shared opaque cursors (``pagination``). ``GET`` by id also
-  answers ``building`` and ``failed`` (with its error); ``deleted`` reads as absent: 404, like an unknown id, and
-  so does a half-written item (``Recording.read``). An id that cannot be a name is a 404 without a DynamoDB call,
-  and no 404 echoes the id.
+- Only ``ready`` recordings are listed here: everyone's on ``gsi1`` (which holds nothing else), one channel's on
+  ``gsi2`` filtered to ``ready`` (it also holds the channel's building and failed ones, which its owner lists
+  with ``GET /api/channels/{channelId}/recordings``), newest first, paged with the shared opaque cursors.
+  ``GET`` by id also answers ``building`` and ``failed`` (with its error); ``deleted`` reads as absent: 404,
+  like an unknown id, and so does a half-written item (``Recording.read``). An id that cannot be a name is a
+  404 without a DynamoDB call, and no 404 echoes the id.
 - ``DELETE`` needs a bearer JWT (401 without) of the owner of the recording's channel (403 for anyone else; a
   deleted recording is a 404 to them). A recording still building is a 409: its builder would write new objects
   behind the delete. The steps, each safe to repeat:
@@ -86,6 +87,21 @@ def list_recordings(
 ) -> RecordingList:
     """List ready recordings, newest broadcast first."""
     query = recordings.recordings_query(channel_id=channel, limit=limit)
+    found, next_cursor = recordings_page(dynamodb, settings.table_name, query, cursor)
+    ready = [r for r in found if r.status is RecordingStatus.READY]
+    return RecordingList(
+        items=[RecordingOut.of(r, cdn_base_url=settings.cdn_base_url) for r in ready], next_cursor=next_cursor
+    )
+
+
+def recordings_page(
+    dynamodb: DynamoDBClient, table_name: str, query: dict[str, Any], cursor: str | None
+) -> tuple[list[Recording], str | None]:
+    """One page of a ``recordings`` listing query (gsi1 or gsi2), its cursor pinned to that listing.
+
+    Returns:
+        The page's recordings (half-written and corrupt items skipped) and the next page's cursor.
+    """
     index_pk = table.GSI1_PK if query["IndexName"] == table.GSI1 else recordings.GSI2_PK
     listed = query["ExpressionAttributeValues"][":value"]["S"]
 
@@ -97,11 +113,8 @@ def list_recordings(
         )
 
     names = GSI1_KEY if index_pk == table.GSI1_PK else GSI2_KEY
-    items, next_cursor = query_page(dynamodb, settings.table_name, query, cursor, names=names, accept=same_listing)
-    ready = [r for r in _recordings(items) if r.status is RecordingStatus.READY]
-    return RecordingList(
-        items=[RecordingOut.of(r, cdn_base_url=settings.cdn_base_url) for r in ready], next_cursor=next_cursor
-    )
+    items, next_cursor = query_page(dynamodb, table_name, query, cursor, names=names, accept=same_listing)
+    return _recordings(items), next_cursor
 
 
 @router.get("/{id}", response_model=RecordingDetail, responses=_NOT_FOUND, dependencies=[Depends(public_cache)])
@@ -138,7 +151,7 @@ def delete_recording(
     recording = _get_recording(dynamodb, settings.table_name, recording_id, consistent=True)
     if recording is None:
         raise NotFound("recording not found")
-    owner = _is_owner(dynamodb, settings.table_name, recording.channel_id, user)
+    owner = is_owner(dynamodb, settings.table_name, recording.channel_id, user)
     if recording.status is RecordingStatus.DELETED and not owner:
         raise NotFound("recording not found")
     if not owner:
@@ -180,7 +193,7 @@ def _get_recording(
     return Recording.read(dynamodb.get_item(TableName=table_name, Key=key, ConsistentRead=consistent).get("Item"))
 
 
-def _is_owner(dynamodb: DynamoDBClient, table_name: str, channel_id: str, user: User) -> bool:
+def is_owner(dynamodb: DynamoDBClient, table_name: str, channel_id: str, user: User) -> bool:
     """True when ``user`` owns channel ``channel_id`` (only its ``owner`` attribute is read)."""
     item = dynamodb.get_item(
         TableName=table_name,

@@ -343,6 +343,7 @@ def _claims_token(**overrides: Any) -> str:
         ("POST", "/api/channels"),
         ("GET", "/api/channels/me"),
         ("PATCH", "/api/channels/abcdefghijkl"),
+        ("GET", "/api/channels/abcdefghijkl/recordings"),
     ],
 )
 def test_owner_endpoints_reject_missing_or_bad_tokens(dynamodb: Any, authorization, method, path) -> None:

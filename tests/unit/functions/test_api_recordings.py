@@ -165,6 +165,8 @@ def test_lists_ready_recordings_newest_first_with_public_fields(db: Any, channel
 def test_channel_filter(db: Any, channel: dict[str, Any]) -> None:
     mine = [store(db, make(channel["channelId"], channel["playbackId"], minute=m)) for m in (0, 2)]
     store(db, make(OTHER_CHANNEL, "pb2", minute=1))
+    for status in (RecordingStatus.BUILDING, RecordingStatus.FAILED):  # in the channel's index, not in the library
+        store(db, make(channel["channelId"], channel["playbackId"], minute=3, status=status))
     _, _, body = call("GET", "/api/recordings", query=f"channel={channel['channelId']}")
     assert ids(body) == [mine[1].recording_id, mine[0].recording_id]
     assert call("GET", "/api/recordings", query="channel=nobody000000")[2]["items"] == []
@@ -310,6 +312,89 @@ def test_unknown_invalid_or_deleted_recording_is_404(db: Any, recording_id: str)
     assert headers["cache-control"] == "no-store"
     assert body["error"]["code"] == "not_found"
     assert recording_id not in json.dumps(body)
+
+
+# ------------------------------------------------------------------------------------------------ owner's list
+
+
+def owner_pages(channel_id: str, query: str, token: str | None = None) -> list[dict[str, Any]]:
+    result, cursor = [], None
+    while True:
+        status, headers, body = call(
+            "GET",
+            f"/api/channels/{channel_id}/recordings",
+            query=query + (f"&cursor={cursor}" if cursor else ""),
+            token=token or token_for(),
+        )
+        assert status == 200, body
+        assert headers["cache-control"] == "no-store"
+        result.append(body)
+        cursor = body["nextCursor"]
+        if cursor is None:
+            return result
+
+
+def test_owner_lists_every_past_broadcast_with_status_and_stats(db: Any, channel: dict[str, Any]) -> None:
+    """Ready, building and failed recordings, newest first; deleted ones and other channels' are not there."""
+    cid, pb = channel["channelId"], channel["playbackId"]
+    ready = store(db, make(cid, pb, minute=0))
+    failed = store(db, make(cid, pb, minute=5, status=RecordingStatus.FAILED, error="segment 7 is missing"))
+    building = store(db, make(cid, pb, minute=9, status=RecordingStatus.BUILDING))
+    gone = store(db, make(cid, pb, minute=12))
+    db.put_item(TableName=TABLE, Item=recordings.tombstone_item(gone, T0))
+    store(db, make(OTHER_CHANNEL, "pb2", minute=7))
+
+    (page,) = owner_pages(cid, "")
+    assert ids(page) == [building.recording_id, failed.recording_id, ready.recording_id]
+    first, second, third = page["items"]
+    assert (first["status"], first["error"], first["stats"]) == ("building", None, None)
+    assert (second["status"], second["error"], second["stats"]) == ("failed", "segment 7 is missing", None)
+    assert third["status"] == "ready" and third["error"] is None
+    assert third["stats"] == {
+        "duration": 90.5,
+        "peakViewers": 6,
+        "averageViewers": 3.5,
+        "chatMessages": 31,
+        "reconnects": 1,
+    }
+    public = call("GET", f"/api/recordings/{ready.recording_id}")[2]
+    assert {k: v for k, v in third.items() if k not in ("status", "error", "stats")} == {
+        k: v for k, v in public.items() if k in third and k not in ("status", "error", "stats")
+    }
+
+
+def test_owner_list_paginates(db: Any, channel: dict[str, Any]) -> None:
+    made = [
+        store(db, make(channel["channelId"], channel["playbackId"], minute=m, status=status))
+        for m, status in enumerate([RecordingStatus.READY, RecordingStatus.FAILED] * 2 + [RecordingStatus.BUILDING])
+    ]
+    listed = owner_pages(channel["channelId"], "limit=2")
+    assert [len(page["items"]) for page in listed] == [2, 2, 1]
+    assert [i for page in listed for i in ids(page)] == [r.recording_id for r in reversed(made)]
+
+
+@pytest.mark.parametrize("channel_id", ["OTHER", "zzzzzzzzzzzz", "bad.id", "x" * 300])
+def test_owner_list_of_someone_elses_or_unknown_channel_is_404(db: Any, channel_id: str) -> None:
+    theirs = create("Theirs", subject="user-2")["channel"]
+    store(db, make(theirs["channelId"], theirs["playbackId"]))
+    target = theirs["channelId"] if channel_id == "OTHER" else channel_id
+    status, _, body = call("GET", f"/api/channels/{target}/recordings", token=token_for("user-1"))
+    assert (status, body["error"]["code"]) == (404, "not_found")
+
+
+def test_owner_list_cursor_is_pinned_to_the_channel(db: Any, channel: dict[str, Any]) -> None:
+    theirs = create("Theirs", subject="user-2")["channel"]
+    store(db, make(theirs["channelId"], theirs["playbackId"]))
+    foreign = make(theirs["channelId"], theirs["playbackId"], minute=1)
+    key = {
+        table.PK: f"{recordings.RECORDING_PREFIX}{foreign.recording_id}",
+        table.SK: recordings.RECORDING_SK,
+        recordings.GSI2_PK: recordings.channel_recordings(theirs["channelId"]),
+        recordings.GSI2_SK: f"{foreign.started_at.isoformat()}#{foreign.recording_id}",
+    }
+    query = f"cursor={forge(key)}"
+    status, _, body = call("GET", f"/api/channels/{channel['channelId']}/recordings", query=query, token=token_for())
+    assert status == 422 and body["error"]["fields"][0]["field"] == "query.cursor"
 
 
 # ------------------------------------------------------------------------------------------------ delete
@@ -543,6 +628,7 @@ def test_openapi_documents_the_recording_routes(api_env: Any) -> None:
         ("/api/recordings", "get", {"200", "422"}),
         ("/api/recordings/{id}", "get", {"200", "404", "422"}),
         ("/api/recordings/{id}", "delete", {"202", "204", "401", "403", "404", "409", "422"}),
+        ("/api/channels/{channelId}/recordings", "get", {"200", "401", "404", "422"}),
     ):
         operation = spec["paths"][path][method]
         assert operation["summary"] and operation["description"]
@@ -551,3 +637,6 @@ def test_openapi_documents_the_recording_routes(api_env: Any) -> None:
     assert params == {"channel", "limit", "cursor"}
     detail = spec["components"]["schemas"]["RecordingDetail"]["properties"]
     assert {"mp4Url", "playlistUrl", "storyboard", "stats", "chat", "chatUrl", "status", "error"} <= set(detail)
+    owned = spec["components"]["schemas"]["ChannelRecordingOut"]["properties"]
+    assert {"status", "error", "stats", "duration", "posterUrl"} <= set(owned)
+    assert owned["status"]["enum"] == ["building", "ready", "failed"]
