@@ -10,6 +10,11 @@ Rules:
   parent points into the state dir) instead of living in RAM: a 2.5 Mbps stream would otherwise grow moto by
   ~1.1 GB per hour (LOCAL_AWS.md quirk 7).
 - moto's Lambda is switched to its no-Docker backend; CaptureStream never invokes Lambda through moto.
+- Only local SDK clients are served (:class:`LocalClientsOnly`): any web page the developer opens could otherwise
+  reset or read the stack (``POST /moto-api/reset`` is a "simple" cross-site request: no preflight, so turning
+  moto's global CORS off, which is also done, only hides the answer). Browsers announce themselves with
+  ``Origin``/``Sec-Fetch-Site``; SDKs never send them. A ``Host`` other than a loopback name or address (or
+  the address bound) on this server's port is a DNS-rebinding page and is refused too.
 - moto keeps every DynamoDB Streams shard iterator it ever issued (~1.9 KB per GetRecords call, ~150 MB/hour for
   one consumer polling every 40 ms). Iterators are expired :data:`ITERATOR_LIFETIME` seconds after they were
   first seen (AWS: 15 minutes); the devstack stream consumer asks for a fresh one when that happens.
@@ -18,6 +23,7 @@ Rules:
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
@@ -26,11 +32,85 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from werkzeug.serving import BaseWSGIServer
 
 #: Objects above this size spill to disk inside moto (playlists and manifests stay in memory).
 SPILL_BYTES = 64 * 1024
 #: Seconds a DynamoDB Streams shard iterator lives here (shorter than AWS's 15 minutes to bound memory).
 ITERATOR_LIFETIME = 60.0
+#: ``Sec-Fetch-Site`` values only a browser request started by another site's page carries.
+FOREIGN_FETCH_SITES = ("cross-site", "same-site")
+_FORBIDDEN = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>the local AWS endpoint serves local SDK clients only (no browsers, no foreign Host)</Message>"
+    b"</Error>"
+)
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class LocalClientsOnly:
+    """WSGI middleware: 403 for browser requests (``Origin``, foreign ``Sec-Fetch-Site``) and foreign ``Host``s.
+
+    A request passes when it carries no ``Origin`` header, no ``Sec-Fetch-Site: cross-site|same-site``, and a
+    ``Host`` naming this server's port (``SERVER_PORT``; implicit only for 80) on ``localhost``, a
+    ``*.localhost`` name (RFC 6761: always loopback, so S3 virtual-hosted ``bucket.localhost`` works), a loopback
+    address, or the address the server is bound to (``SERVER_NAME``, unless it is 0.0.0.0/::).
+    """
+
+    def __init__(self, app: WsgiApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if self.allows(environ):
+            return self.app(environ, start_response)
+        start_response("403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(_FORBIDDEN)))])
+        return [_FORBIDDEN]
+
+    @staticmethod
+    def allows(environ: dict[str, Any]) -> bool:
+        """True for a request from a local, non-browser client addressed to this server by a loopback name."""
+        if "HTTP_ORIGIN" in environ or environ.get("HTTP_SEC_FETCH_SITE", "").lower() in FOREIGN_FETCH_SITES:
+            return False
+        name, port = _split_host(environ.get("HTTP_HOST", ""))
+        if name is None or port != environ.get("SERVER_PORT"):
+            return False
+        return _is_loopback_name(name) or name == _bound_name(environ.get("SERVER_NAME", ""))
+
+
+def _split_host(host: str) -> tuple[str | None, str]:
+    """(lower-case name without IPv6 brackets, port) of a ``Host`` header; port 80 when absent."""
+    if not host or any(c in host for c in "/?#@\\ "):
+        return None, ""
+    try:
+        parts = urlsplit(f"//{host}")
+        return parts.hostname, str(parts.port or 80)
+    except ValueError:  # a port that is not a number
+        return None, ""
+
+
+def _is_loopback_name(name: str) -> bool:
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _bound_name(address: str) -> str | None:
+    """How a Host header names the bound address; None for a wildcard bind (any name would match)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address.lower() or None
+    return None if ip.is_unspecified else str(ip)
 
 
 def expire_shard_iterators(stop: threading.Event, lifetime: float = ITERATOR_LIFETIME) -> None:
@@ -49,6 +129,36 @@ def expire_shard_iterators(stop: threading.Event, lifetime: float = ITERATOR_LIF
                         first_seen.pop(arn, None)
 
 
+def configure_moto() -> None:
+    """Set moto's switches; call before moto is imported (it reads them at import time)."""
+    os.environ.setdefault("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(SPILL_BYTES))
+    os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"  # read as bool(value): any non-empty string
+
+
+def moto_app() -> WsgiApp:
+    """moto's WSGI application (the one ``ThreadedMotoServer`` serves) behind :class:`LocalClientsOnly`.
+
+    Raises:
+        RuntimeError: when moto was imported before :func:`configure_moto` (its global CORS would be on).
+    """
+    from moto import settings
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    if not getattr(settings, "DISABLE_GLOBAL_CORS", False):
+        raise RuntimeError("moto's global CORS is on: call configure_moto() before importing moto")
+    return LocalClientsOnly(DomainDispatcherApplication(create_backend_app))
+
+
+def serve(host: str, port: int) -> BaseWSGIServer:
+    """Start :func:`moto_app` on ``host:port`` (0: a free port) in a daemon thread; ``shutdown()`` stops it."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    server = make_server(host, port, moto_app(), threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
+    return server
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run moto's server until SIGTERM/SIGINT; print the bound port as one JSON line when ready."""
     parser = argparse.ArgumentParser(prog="python -m devstack.moto_process")
@@ -56,16 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=4566, help="0 picks a free port")
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(SPILL_BYTES))
+    configure_moto()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    from moto.server import ThreadedMotoServer  # imported late: the env above must be set first
-
-    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    base = f"http://{host}:{port}"
+    server = serve(args.host, args.port)
+    address, port = server.server_address[:2]
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address, address)  # a wildcard bind: ask over loopback
     request = urllib.request.Request(
-        f"{base}/moto-api/config", data=json.dumps({"lambda": {"use_docker": False}}).encode(), method="POST"
+        f"http://{f'[{local}]' if ':' in local else local}:{port}/moto-api/config",
+        data=json.dumps({"lambda": {"use_docker": False}}).encode(),
+        method="POST",
     )
     urllib.request.urlopen(request, timeout=10).close()
 
@@ -75,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     print(json.dumps({"port": port}), flush=True)
     stop.wait()
-    server.stop()
+    server.shutdown()
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The embedded moto child: starts on a free port, expires shard iterators, stops on SIGTERM."""
+"""The embedded moto child: starts on a free port, serves only local SDK clients, expires shard iterators, stops on
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -6,27 +7,123 @@ import json
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 
 import boto3
+import pytest
 
-from devstack.moto_process import expire_shard_iterators
+from devstack.moto_process import LocalClientsOnly, expire_shard_iterators
 
 
-def test_child_reports_its_port_serves_s3_and_stops_on_sigterm() -> None:
-    child = subprocess.Popen(
+@pytest.fixture(scope="module")
+def child() -> Iterator[str]:
+    """``python -m devstack.moto_process --port 0`` as ``capturestream up`` runs it; its endpoint URL."""
+    process = subprocess.Popen(
         [sys.executable, "-m", "devstack.moto_process", "--port", "0"], stdout=subprocess.PIPE, text=True
     )
     try:
-        port = json.loads(child.stdout.readline())["port"]
-        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")
-        s3.create_bucket(Bucket="spill-test")
-        s3.put_object(Bucket="spill-test", Key="k", Body=b"x" * 100_000)  # above the spill size: lands in a temp file
-        assert s3.get_object(Bucket="spill-test", Key="k")["Body"].read() == b"x" * 100_000
+        yield f"http://127.0.0.1:{json.loads(process.stdout.readline())['port']}"
     finally:
-        child.send_signal(signal.SIGTERM)
-        assert child.wait(timeout=10) == 0
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+
+
+def _status(url: str, method: str = "GET", **headers: str) -> int:
+    request = urllib.request.Request(url, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_child_serves_sdk_clients_and_presigned_urls(child: str) -> None:
+    s3 = boto3.client("s3", endpoint_url=child)
+    s3.create_bucket(Bucket="spill-test")
+    s3.put_object(Bucket="spill-test", Key="k", Body=b"x" * 100_000)  # above the spill size: lands in a temp file
+    assert s3.get_object(Bucket="spill-test", Key="k")["Body"].read() == b"x" * 100_000
+    by_name = boto3.client("s3", endpoint_url=child.replace("127.0.0.1", "localhost"))
+    assert by_name.head_object(Bucket="spill-test", Key="k")["ContentLength"] == 100_000
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "spill-test", "Key": "k"}, ExpiresIn=60)
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert len(response.read()) == 100_000
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},  # a "simple" cross-site form/fetch POST: no preflight
+        {"Origin": "null"},  # sandboxed iframe, file://
+        {"Sec-Fetch-Site": "cross-site"},  # no-cors requests from another site
+        {"Sec-Fetch-Site": "same-site"},  # another port of localhost
+    ],
+)
+def test_a_web_page_cannot_reset_the_stack(child: str, headers: dict[str, str]) -> None:
+    s3 = boto3.client("s3", endpoint_url=child)
+    s3.create_bucket(Bucket="survivor")
+    assert _status(f"{child}/moto-api/reset", "POST", **headers) == 403
+    assert _status(f"{child}/moto-api/data.json", **headers) == 403
+    assert "survivor" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_a_rebound_host_name_is_refused(child: str) -> None:
+    port = child.rsplit(":", 1)[1]
+    boto3.client("s3", endpoint_url=child).create_bucket(Bucket="media")
+    assert _status(f"{child}/", Host=f"evil.example:{port}") == 403  # DNS rebinding: the page's own name
+    assert _status(f"{child}/", Host="127.0.0.1:1") == 403  # not this server's port
+    assert _status(f"{child}/", Host=f"media.localhost:{port}") == 200  # S3 virtual-hosted style stays usable
+
+
+def _environ(host: str = "127.0.0.1:4566", server: str = "127.0.0.1", **headers: str) -> dict[str, str]:
+    environ = {"SERVER_NAME": server, "SERVER_PORT": "4566", "HTTP_HOST": host}
+    return environ | {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+
+
+@pytest.mark.parametrize(
+    ("environ", "allowed"),
+    [
+        (_environ(), True),
+        (_environ("LOCALHOST:4566"), True),
+        (_environ("bucket.localhost:4566"), True),
+        (_environ("[::1]:4566", server="::1"), True),
+        (_environ("127.0.0.2:4566"), True),  # all of 127/8 is loopback
+        (_environ("192.168.1.5:4566", server="192.168.1.5"), True),  # bound to a LAN address on purpose
+        (_environ(**{"Sec-Fetch-Site": "same-origin"}), True),  # moto's own dashboard
+        (_environ(**{"Sec-Fetch-Site": "none"}), True),  # typed into the address bar
+        (_environ("192.168.1.5:4566", server="0.0.0.0"), False),  # a wildcard bind names no host
+        (_environ("evil.example:4566"), False),
+        (_environ("localhost.evil.example:4566"), False),
+        (_environ("127.0.0.1"), False),  # port 80 implied
+        (_environ("127.0.0.1:4566/x"), False),
+        (_environ("127.0.0.1:port"), False),
+        (_environ(""), False),
+        (_environ(Origin="http://127.0.0.1:8000"), False),  # even the local web app: it never calls AWS directly
+    ],
+)
+def test_local_clients_only(environ: dict[str, str], allowed: bool) -> None:
+    assert LocalClientsOnly.allows(environ) is allowed
+
+
+def test_moto_global_cors_is_off() -> None:
+    """Defence in depth behind the 403: moto's flask-cors would otherwise echo any Origin back."""
+    script = textwrap.dedent(
+        """
+        from devstack.moto_process import configure_moto
+        configure_moto()
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from werkzeug.test import Client
+        client = Client(DomainDispatcherApplication(create_backend_app))
+        response = client.get("/moto-api/data.json", headers={"Origin": "http://evil.example"})
+        print(response.status_code, response.headers.get("Access-Control-Allow-Origin"))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.split() == ["200", "None"]
 
 
 def test_shard_iterators_expire(moto_endpoint: str) -> None:
