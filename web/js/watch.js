@@ -244,10 +244,13 @@ async function watchRecording(recordingId) {
   }
   if (recording.posterUrl) video.poster = recording.posterUrl;
   player.on('fatal', (message) => overlay.show({ title: 'Playback stopped', text: message, actions: [retryButton()] }));
-  if (recording.mp4Url) player.loadMp4(recording.mp4Url);
-  else player.loadHls(recording.playlistUrl, { live: false });
+  if (recording.mp4Url) {
+    player.loadMp4(recording.mp4Url);
+    player.play();
+  } else {
+    player.loadHls(recording.playlistUrl, { live: false });
+  }
   overlay.hide();
-  video.autoplay = false;
 
   let cues = [];
   let sheet = { width: 0, height: 0 };
@@ -263,7 +266,8 @@ async function watchRecording(recordingId) {
   }
   $('scrub').hidden = false;
   attachScrubber({ range: $('seek'), preview: $('scrub-preview'), video, cues, sheet });
-  new ChatReplay(chat, video, { streamId: recording.playbackId, sessionId: recording.id, duration: recording.duration });
+  new ChatReplay(chat, video, { streamId: recording.playbackId, sessionId: recording.id, duration: recording.duration })
+    .sync(true);
 }
 
 // ---------------------------------------------------------------- a bare playlist
