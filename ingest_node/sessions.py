@@ -6,7 +6,8 @@ Rules (BRIEF §3 "Ingest node", OBS.md "Reconnect"):
   TCP connection is still half-open), the new one **takes over**: the old connection is closed and the broadcast
   continues with a discontinuity. OBS reconnects are never refused.
 - When a publisher leaves (clean unpublish or a dropped connection), the broadcast waits ``reconnect_window``
-  seconds for a publisher of the same channel, then ends. A window of 0 ends it at once.
+  seconds for a publisher of the same channel, then ends. A window of 0 ends it at once, and so does a publisher
+  that leaves with ``wait=False`` (browser go-live's ``stop_capture``).
 """
 
 from __future__ import annotations
@@ -93,19 +94,24 @@ class SessionRegistry:
         await slot.broadcast.resume()
         return slot.broadcast
 
-    def detach(self, channel_id: str, publisher: Publisher, reason: str) -> None:
-        """``publisher`` left; start the reconnect window (unless it was already replaced)."""
+    def detach(self, channel_id: str, publisher: Publisher, reason: str, *, wait: bool = True) -> None:
+        """``publisher`` left; start the reconnect window (unless it was already replaced).
+
+        ``wait=False`` ends the broadcast at once instead (a publisher that said it is done: browser go-live's
+        ``stop_capture``).
+        """
         slot = self._slots.get(channel_id)
         if slot is None or slot.publisher is not publisher:
             return  # taken over (or already released): the broadcast belongs to the new publisher now
         slot.publisher = None
         slot.broadcast.suspend()
-        slot.expiry = asyncio.create_task(self._expire(channel_id, slot, reason), name=f"window-{channel_id}")
+        window = self.reconnect_window if wait else 0.0
+        slot.expiry = asyncio.create_task(self._expire(channel_id, slot, reason, window), name=f"window-{channel_id}")
 
-    async def _expire(self, channel_id: str, slot: _Slot, reason: str) -> None:
-        if self.reconnect_window > 0:
+    async def _expire(self, channel_id: str, slot: _Slot, reason: str, window: float) -> None:
+        if window > 0:
             await slot.broadcast.announce_reconnecting()
-        await asyncio.sleep(self.reconnect_window)
+        await asyncio.sleep(window)
         if self._slots.get(channel_id) is slot and slot.publisher is None:
             del self._slots[channel_id]
             await slot.broadcast.end(reason)

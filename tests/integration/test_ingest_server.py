@@ -18,33 +18,24 @@ import boto3
 import pytest
 from aiobotocore.session import get_session
 
-from capturestream import keys, table
-from capturestream.models import Channel
+from capturestream import keys
 from ingest_node.server import RtmpServer
 from ingest_node.sessions import SessionRegistry
 from ingest_node.stream_keys import StreamKeyChecker
 from ingest_node.uploader import Uploader
-from tests.support.aws import create_media_table
+from tests.integration.node_support import BUCKET, TABLE, PublishTarget
 from tests.unit.rtmp.helpers import Client, ClientHandshake
 
 pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg")
-BUCKET = "media"
-TABLE = "capturestream-MediaTable"
 
 
 @pytest.fixture
-async def node(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[RtmpServer, int, dict]]:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    dynamodb = boto3.client("dynamodb")
-    create_media_table(dynamodb, TABLE)
-    channel, issued = Channel.create(name="healthy", owner="o")
-    dynamodb.put_item(TableName=TABLE, Item=table.channel_to_item(channel))
+async def node(publish_target: PublishTarget) -> AsyncIterator[tuple[RtmpServer, int, dict]]:
     async with Uploader(BUCKET) as uploader, get_session().create_client("dynamodb") as ddb:
         registry = SessionRegistry(uploader, reconnect_window=0, segment_seconds=1.0, node_id="test")
         server = RtmpServer(registry, StreamKeyChecker(ddb, TABLE), setup_timeout=1.5, idle_timeout=3)
         port = await server.start("127.0.0.1", 0)
-        yield server, port, {"channel": channel, "key": issued.value.get_secret_value()}
+        yield server, port, {"channel": publish_target.channel, "key": publish_target.key}
         await server.close()
         await registry.close()
 
