@@ -61,6 +61,7 @@ function showLatency(seconds) {
   const pill = $('latency');
   if (seconds == null) {
     pill.hidden = true;
+    $('go-live').hidden = true;
     return;
   }
   pill.hidden = false;
@@ -91,6 +92,7 @@ async function watchLive(streamId) {
 
   function waiting() {
     setTitle(stream ? stream.title : 'Waiting for the streamer');
+    video.controls = false;
     overlay.show({
       title: 'Waiting for the streamer…',
       text: 'This page starts playing by itself as soon as the stream goes live.',
@@ -105,7 +107,10 @@ async function watchLive(streamId) {
     clearTimeout(endedTimer);
     player.destroy();
     showLatency(null);
+    video.controls = false; // nothing to control; the overlay offers the recording
+    $('go-live').hidden = true;
     $('live-pill').hidden = true;
+    $('viewer-count').textContent = '';
     chat.disableSending('Chat is closed: the broadcast has ended.');
     const base = { title: 'This broadcast has ended', poster: stream.thumbnailUrl };
     let recording = null;
@@ -147,6 +152,7 @@ async function watchLive(streamId) {
       chat.form.hidden = false;
       if (stream.playbackUrl && stream.playbackUrl !== source) {
         source = stream.playbackUrl;
+        video.controls = true;
         player.loadHls(source, { live: true });
         overlay.show({ title: 'Starting…', spinner: true, soft: true });
       }
