@@ -69,6 +69,7 @@ CHROMIUM_ARGS = [
 ]
 TARGET_SECONDS = 2.0
 FIRST_FRAME_TIMEOUT = 30.0
+REAL_TIME = 0.97  # media s per capture-clock s below which the publisher did not keep up (a loaded box)
 JUMP_MS = 200  # consecutive stamps further apart than this (or going back) are a skip in the media
 CAPTURESTREAM, REFERENCE = "CaptureStream", "reference"
 
@@ -385,8 +386,10 @@ def _print_report(
         print(
             f"- {row['subject']}: {row['g2g']['n']} frames read of {row['frames']} decoded in the window; media time "
             f"per second of capture clock {'—' if speed is None else f'{speed:.3f}'} (1: the publisher kept real "
-            f"time; below 1: it fell behind, and that delay is part of g2g)."
+            "time)."
         )
+        if speed is not None and speed < REAL_TIME:
+            print("  **The publisher fell behind real time: the box is overloaded and this row measures the load.**")
     end = "/".join(f"{value:g}" for value in env.get("loadavg_end", []))
     print(f"- {environment_line(env)}; load {end or 'n/a'} at the end.")
     if failed:
