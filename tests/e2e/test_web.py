@@ -46,7 +46,7 @@ XSS = "<img src=x onerror=window.__pwned=1> & <b>bold</b>"
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    running = System(tmp_path_factory.mktemp("web") / "state", "--reconnect-window", "5")
+    running = System(tmp_path_factory.mktemp("web") / "state", "--reconnect-window", "20")
     yield running
     running.stop()
 
@@ -207,6 +207,32 @@ async def test_live_watch_chat_ended_and_recording(system: System, browser: Any,
         await library.shot(shots, "library-1440")
         for person in (home, first, second, library):
             assert not person.errors, person.errors
+    finally:
+        publisher.kill()
+
+
+async def test_a_dropped_publisher_reconnects_without_a_reload(system: System, browser: Any) -> None:
+    """SIGKILL the publisher: the page says "Reconnecting…" and keeps the last frame; a publisher that comes back
+    inside the window continues the same broadcast and the same page plays again."""
+    created = _channel(system, "Web e2e: reconnect")
+    viewer = await Person.open(browser, f"{system.stack['web_url']}/watch.html?v={created['channel']['playbackId']}")
+    publisher = Publisher(_rtmp(created), seconds=60)
+    try:
+        await viewer.wait_playing(2.0)
+        publisher.kill()
+        await viewer.page.wait_for_function(
+            "() => !document.getElementById('overlay').hidden"
+            " && document.getElementById('overlay-title').textContent === 'Reconnecting…'",
+            timeout=30000,
+        )
+        paused_at = await viewer.video_time()
+        publisher = Publisher(_rtmp(created), seconds=60)
+        await viewer.page.wait_for_function(
+            "t => document.querySelector('video').currentTime > t + 2 && document.getElementById('overlay').hidden",
+            arg=paused_at,
+            timeout=60000,
+        )
+        assert not viewer.errors, viewer.errors
     finally:
         publisher.kill()
 
