@@ -64,9 +64,7 @@ CORS_HEADERS = {
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 REFERRER_POLICY = "strict-origin-when-cross-origin"
 #: The studio captures camera, microphone and screen (getUserMedia/getDisplayMedia); nothing else may ask.
-PERMISSIONS_POLICY = (
-    "camera=(self), microphone=(self), display-capture=(self), geolocation=(), payment=(), usb=(), interest-cohort=()"
-)
+PERMISSIONS_POLICY = "camera=(self), microphone=(self), display-capture=(self), geolocation=(), payment=(), usb=()"
 #: Web files: extension -> Content-Type. Anything else under web/ is 404 (no guessing from the platform's
 #: mimetypes, which differ between machines). The HLS types serve a reference stream from a web root (bench).
 WEB_TYPES = {

@@ -215,6 +215,95 @@ def test_every_dlq_has_a_depth_alarm() -> None:
     assert dlqs and dlqs <= alarmed
 
 
+# ------------------------------------------------------------------------------------------- CloudFront
+
+
+def _distribution() -> dict[str, Any]:
+    (distribution,) = _of_type(RAW, "AWS::CloudFront::Distribution").values()
+    return distribution["Properties"]["DistributionConfig"]
+
+
+def _origin_bucket(config: dict[str, Any], origin_id: str) -> str:
+    (origin,) = [o for o in config["Origins"] if o["Id"] == origin_id]
+    return origin["DomainName"]["Fn::GetAtt"][0]
+
+
+def test_distribution_serves_the_public_media_prefixes_and_the_web_app_only() -> None:
+    from devstack.cdn_edge import MEDIA_PREFIXES
+
+    config = _distribution()
+    behaviors = {b["PathPattern"]: b for b in config["CacheBehaviors"]}
+    assert set(behaviors) == {f"{prefix}*" for prefix in MEDIA_PREFIXES} == {"live/*", "vod/*", "thumbs/*"}
+    assert not [p for p in behaviors if "sessions" in p]  # manifests name the channel and the ingest host
+    assert {_origin_bucket(config, b["TargetOriginId"]) for b in behaviors.values()} == {"MediaBucket"}
+    assert _origin_bucket(config, config["DefaultCacheBehavior"]["TargetOriginId"]) == "WebBucket"
+    assert config["DefaultRootObject"] == "index.html"
+    for behavior in [config["DefaultCacheBehavior"], *behaviors.values()]:
+        assert behavior["ViewerProtocolPolicy"] in ("redirect-to-https", "https-only")
+        assert set(behavior["AllowedMethods"]) <= {"GET", "HEAD", "OPTIONS"}
+
+
+def test_buckets_are_private_and_read_through_origin_access_control() -> None:
+    config = _distribution()
+    (oac,) = _of_type(RAW, "AWS::CloudFront::OriginAccessControl")
+    for origin in config["Origins"]:
+        assert origin["OriginAccessControlId"] == {"Fn::GetAtt": [oac, "Id"]}
+        assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}  # OAC, not the legacy OAI
+    for bucket in ("MediaBucket", "WebBucket"):
+        block = RAW["Resources"][bucket]["Properties"]["PublicAccessBlockConfiguration"]
+        assert all(block.values()) and len(block) == 4, bucket
+    policies = {
+        p["Properties"]["Bucket"]["Ref"]: p["Properties"] for p in _of_type(RAW, "AWS::S3::BucketPolicy").values()
+    }
+    assert set(policies) == {"MediaBucket", "WebBucket"}
+    granted = {}
+    for bucket, policy in policies.items():
+        (statement,) = policy["PolicyDocument"]["Statement"]
+        assert statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+        assert statement["Action"] == "s3:GetObject"  # no ListBucket: nothing can enumerate keys
+        source = statement["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+        assert source.endswith(":distribution/${Distribution}")  # this distribution only
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        granted[bucket] = {r["Fn::Sub"].rsplit("}/", 1)[1] for r in resources}
+    assert granted == {"MediaBucket": {"live/*", "vod/*", "thumbs/*"}, "WebBucket": {"*"}}
+
+
+def _headers_policy(behavior: dict[str, Any]) -> dict[str, Any]:
+    return RAW["Resources"][behavior["ResponseHeadersPolicyId"]["Ref"]]["Properties"]["ResponseHeadersPolicyConfig"]
+
+
+def test_pages_get_the_same_headers_as_the_local_edge() -> None:
+    from devstack.cdn_edge import PERMISSIONS_POLICY, REFERRER_POLICY, content_security_policy
+
+    web = _headers_policy(_distribution()["DefaultCacheBehavior"])
+    security = web["SecurityHeadersConfig"]
+    assert security["ContentTypeOptions"] == {"Override": True}
+    assert security["ReferrerPolicy"] == {"Override": True, "ReferrerPolicy": REFERRER_POLICY}
+    csp = security["ContentSecurityPolicy"]
+    assert csp["Override"] is True
+    connect = [
+        "wss://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}",
+        "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}",
+    ]
+    assert csp["ContentSecurityPolicy"]["Fn::Sub"] == content_security_policy(connect)
+    (permissions,) = web["CustomHeadersConfig"]["Items"]
+    assert permissions == {"Header": "Permissions-Policy", "Override": True, "Value": PERMISSIONS_POLICY}
+    assert "CorsConfig" not in web  # the REST API has its own allowlist (CorsAllowOrigins); pages need none
+
+
+def test_media_is_public_with_cors_and_nosniff() -> None:
+    from devstack.cdn_edge import CORS_HEADERS
+
+    for behavior in _distribution()["CacheBehaviors"]:
+        media = _headers_policy(behavior)
+        assert media["SecurityHeadersConfig"]["ContentTypeOptions"] == {"Override": True}
+        cors = media["CorsConfig"]
+        assert cors["AccessControlAllowOrigins"]["Items"] == [CORS_HEADERS["Access-Control-Allow-Origin"]]
+        assert ", ".join(cors["AccessControlAllowMethods"]["Items"]) == CORS_HEADERS["Access-Control-Allow-Methods"]
+        assert ", ".join(cors["AccessControlExposeHeaders"]["Items"]) == CORS_HEADERS["Access-Control-Expose-Headers"]
+        assert cors["AccessControlAllowCredentials"] is False and cors["OriginOverride"] is True
+
+
 # ---------------------------------------------------------------------------------- handlers and settings
 
 
@@ -401,8 +490,8 @@ def _mutated(change) -> dict[str, Any]:  # noqa: ANN001
     ("change", "message"),
     [
         (
-            lambda r: r.update(Cdn={"Type": "AWS::CloudFront::Distribution", "Properties": {}}),
-            "Cdn: type AWS::CloudFront::Distribution has no local counterpart",
+            lambda r: r.update(Feed={"Type": "AWS::Kinesis::Stream", "Properties": {}}),
+            "Feed: type AWS::Kinesis::Stream has no local counterpart",
         ),
         (lambda r: r["CatalogQueue"]["Properties"].update(FifoQueue=True), "CatalogQueue: FifoQueue not modelled"),
         (
