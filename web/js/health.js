@@ -3,7 +3,7 @@
 
 /* global uPlot */
 
-const WINDOW_SECONDS = 600;
+const WINDOW_SECONDS = 300; // the charts show the last five minutes
 export const KEYFRAME_LIMIT = 2; // seconds: above this, segments get long and latency grows
 const BITRATE_DROP = 0.6; // latest sample below 60 % of the recent median → warn
 
@@ -18,9 +18,18 @@ function makeChart(element, label, colour) {
     height: 110,
     legend: { show: false },
     cursor: { show: true, drag: { x: false, y: false } },
-    scales: { x: { time: true }, y: { range: (_u, min, max) => [0, Math.max(max * 1.15, min + 1)] } },
+    scales: {
+      x: {
+        time: true,
+        range: (_u, _min, max) => {
+          const end = Number.isFinite(max) && max > 0 ? max : Date.now() / 1000;
+          return [end - WINDOW_SECONDS, end];
+        },
+      },
+      y: { range: (_u, min, max) => [0, Math.max(max * 1.15, min + 1)] },
+    },
     axes: [{ ...axis, space: 60 }, { ...axis, size: 44 }],
-    series: [{}, { label, stroke: colour, width: 2, fill: `${colour}22`, points: { show: false } }],
+    series: [{}, { label, stroke: colour, width: 2, fill: `${colour}22`, points: { size: 4 } }],
   };
   const chart = new uPlot(options, [[], []], element);
   new ResizeObserver(() => chart.setSize({ width: Math.max(element.clientWidth, 200), height: 110 })).observe(element);
