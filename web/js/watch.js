@@ -136,6 +136,10 @@ async function watchLive(streamId) {
   function apply(next) {
     const previous = stream;
     stream = next;
+    if (!previous || previous.sessionId !== next.sessionId) {
+      // The gateway refuses a subscription to a stream that does not exist yet: subscribe again now that it does.
+      socket.resubscribe(streamId);
+    }
     setTitle(stream.title);
     setCount(stream.viewerCount);
     $('started').textContent = stream.status === 'ended' ? `Streamed ${ago(stream.endedAt)}` : `Started ${ago(stream.startedAt)}`;

@@ -109,6 +109,12 @@ export class LiveSocket extends EventTarget {
     this.send({ type: 'subscribe', streamId });
   }
 
+  /** Send `subscribe` again (idempotent on the server), e.g. once a stream that did not exist goes live. */
+  resubscribe(streamId) {
+    this.subscriptions.add(streamId);
+    this.send({ type: 'subscribe', streamId });
+  }
+
   unsubscribe(streamId) {
     if (!this.subscriptions.delete(streamId)) return;
     this.send({ type: 'unsubscribe', streamId });
