@@ -15,10 +15,23 @@ Rules:
   messages forbid unknown fields, so a typo in a handler fails in tests, not in a browser.
 - A ``streamId`` is a playback id: :data:`capturestream.keys.NAME_PATTERN`. Chat text is stripped, ``\\r\\n``
   becomes ``\\n``, then it must be 1–:data:`MAX_CHAT_LENGTH` characters with no control character except ``\\n``.
+  A display name (``chat.user``, a token's ``name``: :func:`check_display_name`) is 1–:data:`MAX_USER_LENGTH`
+  characters on one line.
+- **Nothing invisible.** Chat text and display names refuse format characters (Unicode category Cf): bidi
+  embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) and marks (U+200E, U+200F, U+061C) that
+  make text display in an order other than the one stored ("Trojan Source", CVE-2021-42574), zero-width
+  spaces, word joiners, BOMs, soft hyphens, tag characters. Three uses that real text needs are kept, each in
+  the only context where it means something: U+200D ZERO WIDTH JOINER between two symbols (emoji ZWJ
+  sequences: 👩‍💻 is 👩 U+200D 💻; the left symbol may carry U+FE0F or a skin tone) or after a virama (Indic
+  conjuncts, RFC 5892 A.2); U+200C ZERO WIDTH NON-JOINER between letters (Persian spelling) or after a virama
+  (RFC 5892 A.1); tag characters only as an emoji tag sequence (UTS #51: 🏴 + tags + CANCEL TAG, the flags of
+  England, Scotland and Wales).
 - Size: API Gateway WebSocket frames are limited to 128 KB (:data:`MAX_MESSAGE_BYTES`). Input is measured
   *before* JSON parsing; :func:`encode` refuses to produce a bigger frame.
 - Errors are :class:`~capturestream.errors.InvalidMessage` / ``MessageTooLarge`` naming the field, never
   pydantic's ``ValidationError``, and they never echo the offending value (it may be 128 KB of junk).
+- ``error.code`` is one of :data:`ERROR_CODES`, the codes of what the WebSocket routes raise; a new code is
+  added there first. Any other error goes out as ``internal_error`` (an ``error`` must always be sendable).
 - ``ts`` in ``chat`` is epoch milliseconds (what ``Date.now()`` gives the browser); datetimes are ISO 8601.
 - ``web/js`` mirrors :data:`CLIENT_MESSAGE_TYPES` and :data:`SERVER_MESSAGE_TYPES`; a test keeps them equal.
 """
@@ -26,6 +39,7 @@ Rules:
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
@@ -46,6 +60,26 @@ MAX_USER_LENGTH = 64
 MAX_ERROR_LENGTH = 300
 #: Roles a ``register`` message may claim.
 ROLES = ("viewer", "streamer")
+#: The ``code`` of an ``error`` message, one per thing a client can do about it.
+ErrorCode = Literal[
+    "invalid_message",  # the message is not JSON or a field is invalid (the text names the field)
+    "message_too_large",  # over MAX_MESSAGE_BYTES
+    "not_found",  # the stream does not exist or is not live, or this connection is no longer registered
+    "conflict",  # e.g. already watching the most streams a connection may watch
+    "rate_limited",  # too many messages of this type; the text says when to retry
+    "internal_error",  # anything else
+]
+#: Every ``error.code`` the server sends.
+ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
+
+#: U+200D ZERO WIDTH JOINER (emoji ZWJ sequences, Indic conjuncts).
+ZWJ = "\u200d"
+#: U+200C ZERO WIDTH NON-JOINER (Persian and Indic spelling).
+ZWNJ = "\u200c"
+_EMOJI_PRESENTATION = "\ufe0f"  # VARIATION SELECTOR-16: 🏳️‍🌈 is 🏳 U+FE0F U+200D 🌈
+_VIRAMA = 9  # canonical combining class of viramas (RFC 5892 A.1, A.2)
+#: UTS #51 emoji tag sequence: 🏴, tag characters, CANCEL TAG.
+_TAG_SEQUENCE = re.compile("\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f")
 
 
 def _stream_id(value: str) -> str:
@@ -54,29 +88,65 @@ def _stream_id(value: str) -> str:
     return value
 
 
-def _no_controls(value: str) -> str:
-    if any(ch != "\n" and unicodedata.category(ch) == "Cc" for ch in value):
-        raise ValueError("must not contain control characters (newline is allowed)")
-    return value
+def _joiner_allowed(joiner: str, before: str, after: str) -> bool:
+    """Whether a ZWJ/ZWNJ between ``before`` and ``after`` (``""`` at either end) is real text (module rules)."""
+    if before and unicodedata.combining(before) == _VIRAMA:
+        return True
+    kind_before, kind_after = (unicodedata.category(ch)[0] if ch else "" for ch in (before, after))
+    if joiner == ZWJ:
+        return (kind_before == "S" or before == _EMOJI_PRESENTATION) and kind_after == "S"
+    return kind_before in ("L", "M") and kind_after == "L"
+
+
+def _invisible(value: str, *, newline: bool) -> str | None:
+    """The first character of ``value`` the module rules refuse (a control or format character), or None."""
+    text = _TAG_SEQUENCE.sub("\U0001f3f4", value)
+    for index, ch in enumerate(text):
+        category = unicodedata.category(ch)
+        if category == "Cc" and not (newline and ch == "\n"):
+            return ch
+        if category == "Cf" and not (
+            ch in (ZWJ, ZWNJ) and _joiner_allowed(ch, text[index - 1] if index else "", text[index + 1 : index + 2])
+        ):
+            return ch
+    return None
+
+
+def _visible(value: str, *, newline: bool) -> str:
+    found = _invisible(value, newline=newline)
+    if found is None:
+        return value
+    if unicodedata.category(found) == "Cc":
+        raise ValueError("must not contain control characters" + (" (newline is allowed)" if newline else ""))
+    raise ValueError(
+        f"must not contain invisible format characters (found U+{ord(found):04X}; bidi controls and zero-width "
+        "characters are refused, joiners are allowed only inside emoji and words)"
+    )
 
 
 def _chat_text(value: str) -> str:
     value = value.replace("\r\n", "\n").strip()
     if not 1 <= len(value) <= MAX_CHAT_LENGTH:
         raise ValueError(f"must be 1-{MAX_CHAT_LENGTH} characters after trimming whitespace")
-    return _no_controls(value)
+    return _visible(value, newline=True)
 
 
-def _user(value: str) -> str:
+def check_display_name(value: str) -> str:
+    """A display name as shown beside chat messages (``chat.user``, a token's ``name`` claim), stripped.
+
+    Raises:
+        ValueError: unless it is 1-:data:`MAX_USER_LENGTH` characters on one line with nothing invisible
+            (module rules); the reason, without the value.
+    """
     value = value.strip()
     if not 1 <= len(value) <= MAX_USER_LENGTH or "\n" in value:
         raise ValueError(f"must be 1-{MAX_USER_LENGTH} characters on one line")
-    return _no_controls(value)
+    return _visible(value, newline=False)
 
 
 StreamId = Annotated[StrictStr, AfterValidator(_stream_id)]
 ChatText = Annotated[StrictStr, AfterValidator(_chat_text)]
-UserName = Annotated[StrictStr, AfterValidator(_user)]
+UserName = Annotated[StrictStr, AfterValidator(check_display_name)]
 
 
 class _Message(BaseModel):
@@ -208,7 +278,7 @@ class ErrorMessage(_ServerMessage):
     """Why the last client message was refused; ``code`` is a ``CaptureStreamError.code``."""
 
     type: Literal["error"] = "error"
-    code: str = Field(min_length=1, max_length=64)
+    code: ErrorCode
     message: str = Field(max_length=MAX_ERROR_LENGTH)
 
 
@@ -311,9 +381,11 @@ def encode(message: BaseModel) -> str:
 
 
 def error_message(err: CaptureStreamError) -> ErrorMessage:
-    """The ``error`` message telling a client why its request failed (text cut to :data:`MAX_ERROR_LENGTH`)."""
+    """The ``error`` message telling a client why its request failed (text cut to :data:`MAX_ERROR_LENGTH`;
+    a code outside :data:`ERROR_CODES` goes out as ``internal_error``)."""
     text = err.message if len(err.message) <= MAX_ERROR_LENGTH else err.message[: MAX_ERROR_LENGTH - 1] + "…"
-    return ErrorMessage(code=err.code, message=text)
+    code = err.code if err.code in ERROR_CODES else "internal_error"
+    return ErrorMessage(code=code, message=text)
 
 
 def _check_size(raw: str | bytes) -> None:

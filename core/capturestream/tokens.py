@@ -8,6 +8,10 @@ Rules:
   RS/HS confusion).
 - Required claims: ``sub`` (the owner id, 1-256 characters), ``exp``, ``iat``, ``iss`` = :data:`ISSUER`,
   ``aud`` = :data:`AUDIENCE`. Expiry is checked with :data:`LEEWAY_SECONDS` of clock skew.
+- The optional ``name`` claim is shown beside the user's chat messages, so it must be a display name
+  (:func:`capturestream.messages.check_display_name`: 1-64 characters, one line, no control or format
+  characters); a token with any other ``name`` is invalid. Checked here, at the door: a long or multi-line name
+  would otherwise be stored with every chat message and fail the notifier batch that delivers it.
 - PyJWT is imported on first use, not at module import: it pulls in ``cryptography`` (~30 ms of cold start)
   for RSA/EC algorithms this module never uses, and ``/docs`` or ``/api/status`` need no token at all.
 - Every failure is the same :class:`~capturestream.errors.Unauthorized` with a generic message: the client
@@ -22,6 +26,7 @@ import time
 from dataclasses import dataclass
 
 from capturestream.errors import Unauthorized
+from capturestream.messages import check_display_name
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +66,18 @@ def issue_token(secret: str, subject: str, ttl_seconds: int, name: str | None = 
         secret: the ``JWT_SECRET`` the API verifies with.
         subject: the user id (``sub``), 1-256 characters.
         ttl_seconds: lifetime; must be positive.
-        name: optional display name (``name`` claim).
+        name: optional display name (``name`` claim; see the module rules).
 
     Returns:
         The compact JWT (``header.payload.signature``).
 
     Raises:
-        ValueError: on an empty or oversized subject, or a non-positive ttl.
+        ValueError: on an empty or oversized subject, an invalid name, or a non-positive ttl.
     """
     if not subject or len(subject) > MAX_SUBJECT_LENGTH:
         raise ValueError(f"subject must be 1-{MAX_SUBJECT_LENGTH} characters")
+    if name is not None:
+        name = check_display_name(name)
     if ttl_seconds <= 0:
         raise ValueError("ttl_seconds must be positive")
     now = int(time.time())
@@ -116,7 +123,18 @@ def verify_token(secret: str, token: str) -> User:
         logger.debug("bearer token rejected: %s", type(exc).__name__)
         raise Unauthorized(_INVALID) from None
     subject = claims["sub"]
-    name = claims.get("name")
     if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
         raise Unauthorized(_INVALID)
-    return User(id=subject, name=name if isinstance(name, str) else None)
+    return User(id=subject, name=_display_name(claims.get("name")))
+
+
+def _display_name(claim: object) -> str | None:
+    if claim is None:
+        return None
+    try:
+        if not isinstance(claim, str):
+            raise ValueError("not a string")
+        return check_display_name(claim)
+    except ValueError as exc:
+        logger.debug("bearer token rejected: name claim %s", exc)
+        raise Unauthorized(_INVALID) from None

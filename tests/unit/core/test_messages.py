@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,14 @@ def test_type_strings_follow_the_contract() -> None:
         "thumbnail",
         "chat",
         "error",
+    )
+    assert m.ERROR_CODES == (
+        "invalid_message",
+        "message_too_large",
+        "not_found",
+        "conflict",
+        "rate_limited",
+        "internal_error",
     )
     assert m.MAX_MESSAGE_BYTES == 128 * 1024
     assert m.MAX_CHAT_LENGTH == 500
@@ -61,6 +70,11 @@ def test_each_client_type_parses(raw: str, expected: Any) -> None:
         ("x" * 500, "x" * 500),
         ("   " + "x" * 500 + "\n", "x" * 500),  # the limit applies after trimming
         ("👩‍💻 zero-width joiner is fine", "👩‍💻 zero-width joiner is fine"),
+        # joiners and tags where real text needs them (module rules)
+        ("🏳️‍🌈 👩🏽‍💻 🙂‍↔️ 👨‍👩‍👧", "🏳️‍🌈 👩🏽‍💻 🙂‍↔️ 👨‍👩‍👧"),  # after U+FE0F, a skin tone; before a Sm symbol
+        ("ශ්‍රී ලංකා", "ශ්‍රී ලංකා"),  # Sinhala: ZWJ after a virama
+        ("می‌خواهم", "می‌خواهم"),  # Persian: ZWNJ between letters
+        ("🏴󠁧󠁢󠁳󠁣󠁴󠁿 go", "🏴󠁧󠁢󠁳󠁣󠁴󠁿 go"),  # the flag of Scotland: an emoji tag sequence
         ("🎉" * 500, "🎉" * 500),  # characters, not bytes
     ],
 )
@@ -101,6 +115,28 @@ INVALID_CLIENT: list[tuple[Any, str]] = [
     ({"type": "chat", "streamId": "pb1", "text": "del\u007finside"}, "text"),
     ({"type": "chat", "streamId": "pb1", "text": "c1\u0085inside"}, "text"),
     ({"type": "chat", "streamId": "pb1", "text": 5}, "text"),
+    # format characters (Cf): bidi controls, marks, zero-width characters, joiners out of context, stray tags
+    *(
+        ({"type": "chat", "streamId": "pb1", "text": f"abc{ch}def"}, "text")
+        for ch in [
+            *map(chr, range(0x202A, 0x202F)),  # LRE RLE PDF LRO RLO
+            *map(chr, range(0x2066, 0x206A)),  # LRI RLI FSI PDI
+            "\u200e",  # LRM
+            "\u200f",  # RLM
+            "\u061c",  # ALM
+            "\u200b",  # zero-width space
+            "\u2060",  # word joiner
+            "\ufeff",  # zero-width no-break space (BOM)
+            "\u00ad",  # soft hyphen
+            "\u200d",  # ZWJ between letters
+            "\U000e0041",  # a tag character outside a tag sequence
+        ]
+    ),
+    ({"type": "chat", "streamId": "pb1", "text": "\u200d🙂"}, "text"),  # ZWJ with nothing before it
+    ({"type": "chat", "streamId": "pb1", "text": "🙂\u200d"}, "text"),  # ...or after it
+    ({"type": "chat", "streamId": "pb1", "text": "🙂\u200da"}, "text"),  # ...or a letter after it
+    ({"type": "chat", "streamId": "pb1", "text": "ab\u200c1"}, "text"),  # ZWNJ before a digit
+    ({"type": "chat", "streamId": "pb1", "text": "🏴\U000e0067\U000e0062"}, "text"),  # a tag sequence never ended
     ({"type": "chat", "streamId": "bad id", "text": "hi"}, "streamId"),
 ]
 
@@ -130,6 +166,30 @@ def test_invalid_client_messages_name_the_field(document: Any, field: str) -> No
 def test_non_json_objects_are_invalid_messages(raw: str | bytes, reason: str) -> None:
     with pytest.raises(InvalidMessage, match=reason):
         m.parse_client_message(raw)
+
+
+def test_a_format_character_is_named_by_code_point_not_echoed() -> None:
+    with pytest.raises(InvalidMessage) as info:
+        m.parse_client_message(json.dumps({"type": "chat", "streamId": "pb1", "text": "evil\u202etxt.exe"}))
+    assert "field 'text'" in info.value.message and "U+202E" in info.value.message
+    assert "evil" not in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("Ada", "Ada"), ("  Ada Lovelace ", "Ada Lovelace"), ("x" * 64, "x" * 64), ("Ada 👩🏽‍💻", "Ada 👩🏽‍💻")],
+)
+def test_display_names_are_stripped(name: str, expected: str) -> None:
+    assert m.check_display_name(name) == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "   ", "x" * 65, "Ada\nLovelace", "Ada\tL", "Ada\u0000", "\u202eadA", "Ada\u2066", "guest\u200b-1"],
+)
+def test_display_names_are_one_visible_line_of_at_most_64(name: str) -> None:
+    with pytest.raises(ValueError, match="characters"):
+        m.check_display_name(name)
 
 
 def test_errors_never_echo_the_offending_value() -> None:
@@ -162,6 +222,8 @@ def test_any_chat_text_is_accepted_clean_or_rejected(text: str) -> None:
     assert 1 <= len(message.text) <= m.MAX_CHAT_LENGTH
     assert message.text == message.text.strip()
     assert all(ch == "\n" or ord(ch) >= 0x20 and not 0x7F <= ord(ch) <= 0x9F for ch in message.text)
+    tags = range(0xE0020, 0xE0080)  # only inside an emoji tag sequence
+    assert all(unicodedata.category(ch) != "Cf" or ch in (m.ZWJ, m.ZWNJ) or ord(ch) in tags for ch in message.text)
 
 
 # --- size limit -------------------------------------------------------------------------------------------
@@ -307,7 +369,8 @@ def test_messages_are_frozen() -> None:
             MessageTooLarge("message exceeds 131072 bytes"),
             '{"type":"error","code":"message_too_large","message":"message exceeds 131072 bytes"}',
         ),
-        (InvalidName("invalid stream id"), '{"type":"error","code":"invalid_name","message":"invalid stream id"}'),
+        # a code outside the contract (ERROR_CODES) goes out as internal_error
+        (InvalidName("invalid stream id"), '{"type":"error","code":"internal_error","message":"invalid stream id"}'),
         (CaptureStreamError("boom"), '{"type":"error","code":"internal_error","message":"boom"}'),
     ],
 )
