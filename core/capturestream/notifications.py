@@ -11,7 +11,9 @@ Rules:
 - ``streamLive`` when a stream becomes live or reconnecting (new status or new session); ``streamEnded`` when
   it ends; ``thumbnail`` when its thumbnail path changes. These go to :attr:`Audience.EVERYONE` (the lobby of
   registered connections and the stream's subscribers): the live grid shows every stream.
-- ``chat`` for every new chat item, to the stream's subscribers only.
+- ``chat`` for every new chat item, to the stream's subscribers only. A chat item that makes no valid
+  ``chat`` message (say a display name stored before names were checked) is logged and skipped: retrying the
+  batch cannot fix it, and failing it would hold back every record behind it.
 - Subscription inserts and removals only mark the stream for a recount; the notifier counts distinct viewers
   once per stream per batch. template.yaml delivers subscription records through their own event source
   mapping with a 2 s batching window, so a crowd joining is one ``viewerCount`` per stream every 2 s. A stream
@@ -23,16 +25,19 @@ Rules:
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from . import messages, table
 from .chat import ChatEntry
 from .models import StreamStatus
 from .streams import StreamView
+
+log = logging.getLogger(__name__)
 
 
 class Audience(enum.Enum):
@@ -86,9 +91,17 @@ def plan(event: Mapping[str, Any], cdn_base_url: str) -> Plan:
             if (old is None) != (new is None):  # a join or a leave, not a TTL refresh
                 result.recount.add(pk.removeprefix(table.STREAM_PREFIX))
         elif pk.startswith(table.CHAT_PREFIX) and new is not None and old is None:
-            entry = ChatEntry.from_item(new)
-            result.notifications.append(Notification(entry.playback_id, Audience.SUBSCRIBERS, entry.message()))
+            result.notifications += _chat(new)
     return result
+
+
+def _chat(item: Mapping[str, Any]) -> list[Notification]:
+    try:
+        entry = ChatEntry.from_item(item)
+        return [Notification(entry.playback_id, Audience.SUBSCRIBERS, entry.message())]
+    except ValidationError:
+        log.warning("skipped a chat item that makes no valid message", extra={"pk": item.get(table.PK, {}).get("S")})
+        return []
 
 
 def _complete(image: Mapping[str, Any] | None) -> Mapping[str, Any] | None:

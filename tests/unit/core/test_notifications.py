@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from capturestream import messages, notifications, table
+from capturestream.chat import ChatEntry
 from capturestream.notifications import Audience
 
 EVENTS = Path(__file__).parents[2] / "events" / "dynamodb"
@@ -84,3 +85,14 @@ def test_viewer_count_counts_people_not_tabs() -> None:
     ]
     assert notifications.viewer_count(items) == 2
     assert notifications.viewer_count([]) == 0
+
+
+def test_a_chat_item_that_makes_no_valid_message_is_skipped_not_fatal() -> None:
+    def chat(message_id: str, user: str) -> dict:
+        entry = ChatEntry(playback_id="pb1", session_id="s1", id=message_id, user=user, text="hi", ts=1, media_ms=1)
+        item = entry.to_item()
+        return {"eventName": "INSERT", "dynamodb": {"Keys": {k: item[k] for k in ("pk", "sk")}, "NewImage": item}}
+
+    event = {"Records": [chat("m1", "x" * 200), chat("m2", "two\nlines"), chat("m3", "Ada")]}
+    plan = notifications.plan(event, CDN)
+    assert [(n.message.id, n.message.user) for n in plan.notifications] == [("m3", "Ada")]
