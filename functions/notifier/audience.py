@@ -6,7 +6,11 @@ Rules:
 - Audiences are read with paginated queries (subscriptions in the stream's partition, the lobby on ``gsi1``),
   once per stream per batch.
 - The stored ``viewer_count`` is written only when it differs, with a condition that the stream item exists:
-  a count never creates a stream item for a stream that was never live.
+  a count never creates a stream item for a stream that was never live. A missing count is 0 (what a stream
+  card shows).
+- ``viewerCount`` is posted only when that write happened: the count changed. A re-subscription of the same
+  viewer (a reload, a second tab), a redelivered go-live record, or a notifier that lost the race to store
+  the same count posts nothing; neither does a stream without an item (nobody can subscribe to one).
 - The same count goes to the stream's current broadcast (its session item) for the recording's viewer stats
   (:mod:`capturestream.audience_stats`): read, then a write conditioned on what was read, retried a few times
   when another notifier wins the race. It is checked on every recount of a stream that has not ended, also
@@ -55,16 +59,20 @@ def connection_ids(subscription_items: list[dict[str, Any]]) -> list[str]:
     return [item["connection_id"]["S"] for item in subscription_items]
 
 
-def store_viewer_count(dynamodb: Any, table_name: str, playback_id: str, items: list[dict[str, Any]]) -> int:
+def store_viewer_count(dynamodb: Any, table_name: str, playback_id: str, items: list[dict[str, Any]]) -> int | None:
     """Count distinct viewers, store the count on the stream item when it changed and on its current broadcast's
-    session item (:func:`store_session_viewers`); return the count."""
+    session item (:func:`store_session_viewers`); return the count if it changed, else None."""
     count = notifications.viewer_count(items)
+    # A missing count reads as 0, so storing 0 there changes nothing.
+    changed = (
+        "attribute_not_exists(#count) OR #count <> :count" if count else "attribute_exists(#count) AND #count <> :count"
+    )
     try:
         stream = dynamodb.update_item(
             TableName=table_name,
             Key=table.stream_key(playback_id),
             UpdateExpression="SET #count = :count",
-            ConditionExpression="attribute_exists(#pk) AND (attribute_not_exists(#count) OR #count <> :count)",
+            ConditionExpression=f"attribute_exists(#pk) AND ({changed})",
             ExpressionAttributeNames={"#pk": table.PK, "#count": "viewer_count"},
             ExpressionAttributeValues={":count": {"N": str(count)}},
             ReturnValues="ALL_NEW",
@@ -72,10 +80,12 @@ def store_viewer_count(dynamodb: Any, table_name: str, playback_id: str, items: 
         ).get("Attributes")
     except dynamodb.exceptions.ConditionalCheckFailedException as exc:
         # Unchanged (the stored item comes back), or a stream that never went live (nothing comes back).
-        stream = exc.response.get("Item")
+        stream, count_changed = exc.response.get("Item"), False
+    else:
+        count_changed = True
     if stream and "session_id" in stream and stream.get("status", {}).get("S") != StreamStatus.ENDED.value:
         store_session_viewers(dynamodb, table_name, stream["session_id"]["S"], count)
-    return count
+    return count if count_changed else None
 
 
 def store_session_viewers(
@@ -126,6 +136,8 @@ def addressed(plan: notifications.Plan, dynamodb: Any, table_name: str) -> list[
         posts.append((messages.encode(note.message).encode(), ids))
     for playback_id in sorted(plan.recount):
         count = store_viewer_count(dynamodb, table_name, playback_id, subscribers[playback_id])
+        if count is None:
+            continue
         message = messages.ViewerCountMessage(stream_id=playback_id, count=count)
         posts.append(
             (

@@ -123,3 +123,21 @@ async def test_a_redelivered_batch_posts_nothing_new_for_unchanged_state(stack: 
     with pytest.raises(asyncio.TimeoutError):
         await stack["alice"].receive(timeout=0.5)
     assert time.monotonic() - started < 5
+
+
+async def test_a_redelivered_batch_does_not_repeat_an_unchanged_viewer_count(stack: dict[str, Any]) -> None:
+    """Stream records redelivered after a retry repeat their messages (nothing tells them apart), but the viewer
+    count they recount is unchanged: no second ``viewerCount``."""
+    dynamodb = stack["dynamodb"]
+    _connect(dynamodb, stack["alice_id"], "anon:a", watches="pb1")
+    _connect(dynamodb, stack["bob_id"], "anon:b", watches="pb1")
+    dynamodb.put_item(TableName=TABLE, Item=table.to_item({**{k: v["S"] for k, v in table.stream_key("pb1").items()},
+                                                           "playback_id": "pb1", "session_id": "s0"}))  # fmt: skip
+    function = LocalFunction("NotifierFunction", "notifier.handler.handler", code_uri="functions/", timeout=10)
+    assert await function.invoke(BATCH) == {"batchItemFailures": []}
+    first = await _received(stack["alice"], 6)
+    assert first[-1] == {"type": "viewerCount", "streamId": "pb1", "count": 2}
+    assert await function.invoke(BATCH) == {"batchItemFailures": []}
+    assert await _received(stack["alice"], 5) == first[:5]
+    with pytest.raises(asyncio.TimeoutError):
+        await stack["alice"].receive(timeout=0.5)

@@ -50,15 +50,24 @@ def read(dynamodb: Any, key: table.Item) -> dict[str, Any]:
     return table.from_item(dynamodb.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"])
 
 
-def recount(dynamodb: Any, clock: list[datetime], seconds: float, count: int) -> None:
+def recount(dynamodb: Any, clock: list[datetime], seconds: float, count: int) -> int | None:
+    """Recount ``count`` viewers at ``seconds``; what :func:`audience.store_viewer_count` returns (None: unchanged)."""
     clock[0] = T0 + timedelta(seconds=seconds)
-    assert audience.store_viewer_count(dynamodb, TABLE, PB, viewers(count)) == count
+    return audience.store_viewer_count(dynamodb, TABLE, PB, viewers(count))
+
+
+def test_only_a_changed_count_is_reported(dynamodb: Any, clock: list[datetime]) -> None:
+    """What the notifier posts as viewerCount: a count that changed, never a repeat, never for a stream without item."""
+    assert recount(dynamodb, clock, 0, 3) is None  # never live: no item to store it on, nobody to tell
+    live(dynamodb)
+    assert recount(dynamodb, clock, 1, 0) is None  # a missing count is 0
+    steps = [(2, 2), (3, 2), (4, 0), (5, 0), (6, 1)]
+    assert [recount(dynamodb, clock, t, n) for t, n in steps] == [2, None, 0, None, 1]
 
 
 def test_counts_build_the_broadcasts_viewer_stats(dynamodb: Any, clock: list[datetime]) -> None:
     live(dynamodb)
-    for seconds, count in [(0, 2), (60, 6), (90, 4), (95, 4)]:
-        recount(dynamodb, clock, seconds, count)
+    assert [recount(dynamodb, clock, t, n) for t, n in [(0, 2), (60, 6), (90, 4), (95, 4)]] == [2, 6, 4, None]
     assert read(dynamodb, table.stream_key(PB))["viewer_count"] == 4
     session = read(dynamodb, table.session_key(SID))
     assert {k: session[k] for k in ("peak_viewers", "viewers_now", "viewer_seconds")} == {
