@@ -15,11 +15,22 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, TypeVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _PLACEHOLDERS = {"changethis", "changeme", "secret", "test", "password", "dev"}
 MIN_SECRET_LENGTH = 32
+
+
+def _strong_secret(value: SecretStr) -> SecretStr:
+    secret = value.get_secret_value()
+    if secret.lower() in _PLACEHOLDERS or len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(f"JWT_SECRET must be a random string of at least {MIN_SECRET_LENGTH} characters")
+    return value
+
+
+#: The HMAC key of bearer tokens: random, at least :data:`MIN_SECRET_LENGTH` characters, never a placeholder.
+JwtSecret = Annotated[SecretStr, AfterValidator(_strong_secret)]
 
 
 class _Base(BaseSettings):
@@ -40,7 +51,8 @@ class WsSettings(FunctionSettings):
 
     #: API Gateway management endpoint ``https://{api}.execute-api.{region}.amazonaws.com/{stage}``.
     ws_endpoint: str = Field(alias="WS_ENDPOINT")
-    jwt_secret: SecretStr | None = Field(default=None, alias="JWT_SECRET")
+    #: Verifies viewer tokens, and keys the HMAC that names anonymous chatters (``guest-…``, functions/ws/chat.py).
+    jwt_secret: JwtSecret = Field(alias="JWT_SECRET")
     #: Base URL of the CDN serving the media bucket; stream lists carry playlist URLs under it.
     cdn_base_url: str = Field(default="", alias="CDN_BASE_URL")
     #: Chat messages one connection may send at once (token bucket size).
@@ -66,7 +78,7 @@ class NotifierSettings(FunctionSettings):
 class ApiSettings(FunctionSettings):
     """The REST API function (FastAPI behind Mangum)."""
 
-    jwt_secret: SecretStr = Field(alias="JWT_SECRET")
+    jwt_secret: JwtSecret = Field(alias="JWT_SECRET")
     #: The OBS "Server" URL streamers are told to use, e.g. ``rtmp://ingest.example.com:1935/live``.
     rtmp_ingest_url: str = Field(default="", alias="RTMP_INGEST_URL")
     #: Base URL of the CDN serving the media bucket (``live/``, ``vod/``, ``thumbs/``).
@@ -74,14 +86,6 @@ class ApiSettings(FunctionSettings):
     #: Base URL of the web app (watch pages).
     web_base_url: str = Field(default="", alias="WEB_BASE_URL")
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="CORS_ALLOW_ORIGINS")
-
-    @field_validator("jwt_secret")
-    @classmethod
-    def _strong_secret(cls, value: SecretStr) -> SecretStr:
-        secret = value.get_secret_value()
-        if secret.lower() in _PLACEHOLDERS or len(secret) < MIN_SECRET_LENGTH:
-            raise ValueError(f"JWT_SECRET must be a random string of at least {MIN_SECRET_LENGTH} characters")
-        return value
 
     @field_validator("cors_allow_origins", mode="before")
     @classmethod

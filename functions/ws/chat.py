@@ -9,12 +9,20 @@ Rules:
 - Each connection has a token bucket (:func:`capturestream.chat.take_token`; ``CHAT_BURST`` messages at once,
   ``CHAT_RATE`` per second after that). Its state is stored on the connection item with a conditional write,
   so two concurrent invocations for one connection cannot both spend the last token.
-- Anonymous viewers get a stable ``guest-xxxxxx`` name derived from their viewer identity.
+- A signed-in user chats under the token's ``name`` (checked at ``$connect``). Anyone else is
+  ``guest-`` + 13 base32 characters: the first 65 bits of HMAC-SHA256 over their viewer identity
+  (``anon:<id>`` from the page's ``localStorage``, so a reload keeps the name), keyed by a key derived from
+  ``JWT_SECRET`` (HMAC of a fixed label: the JWT key itself never signs anything but tokens). Without the
+  server's key nobody can compute another guest's name, and finding a viewer id that yields it online takes
+  ~2^64 connections, each rate-limited (a plain hash of the viewer id, as before, took ~2^24 tries offline).
+  Rotating ``JWT_SECRET`` renames every guest once.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import time
 from typing import Any
 
@@ -27,6 +35,12 @@ from capturestream.settings import WsSettings
 from capturestream.streams import StreamView
 
 from . import clients
+
+#: Prefix of every guest name.
+GUEST_PREFIX = "guest-"
+#: Base32 characters after the prefix: 13 × 5 = 65 bits of the HMAC.
+GUEST_NAME_CHARS = 13
+_GUEST_KEY_LABEL = b"capturestream guest names v1"
 
 
 def post(settings: WsSettings, connection_id: str, message: SendChatMessage) -> ChatEntry:
@@ -45,7 +59,7 @@ def post(settings: WsSettings, connection_id: str, message: SendChatMessage) -> 
         playback_id=stream.playback_id,
         session_id=stream.session_id,
         id=new_message_id(now_ms),
-        user=connection.get("user_name") or _guest_name(connection),
+        user=connection.get("user_name") or guest_name(settings, connection.get("viewer") or connection_id),
         user_id=connection.get("user_id"),
         text=message.text,
         ts=now_ms,
@@ -99,6 +113,8 @@ def _spend_token(settings: WsSettings, connection: dict[str, Any], now_ms: int) 
         raise RateLimited("slow down: another message from this connection was being sent") from None
 
 
-def _guest_name(connection: dict[str, Any]) -> str:
-    viewer = connection.get("viewer") or connection["connection_id"]
-    return "guest-" + hashlib.sha256(viewer.encode()).hexdigest()[:6]
+def guest_name(settings: WsSettings, viewer: str) -> str:
+    """The chat name of a viewer without a token's name (module rules): ``guest-`` + 13 base32 characters."""
+    key = hmac.new(settings.jwt_secret.get_secret_value().encode(), _GUEST_KEY_LABEL, hashlib.sha256).digest()
+    digest = hmac.new(key, viewer.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+    return GUEST_PREFIX + base64.b32encode(digest[:10]).decode().lower()[:GUEST_NAME_CHARS]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,10 +19,10 @@ import pytest
 
 from capturestream import catalog, keys, table, tokens
 from capturestream.models import SessionManifestBody
-from capturestream.settings import get_settings
+from capturestream.settings import WsSettings, get_settings
 from devstack.lambda_runtime import LocalFunction
 from devstack.ws_gateway import WebSocketGateway
-from functions.ws import clients, routes, subscriptions
+from functions.ws import chat, clients, routes, subscriptions
 from tests.support.aws import create_media_table
 from tests.support.waiting import eventually
 
@@ -240,4 +241,5 @@ async def test_anonymous_chat_gets_a_stable_guest_name(gateway) -> None:
                 await ws.send_str(json.dumps({"type": "chat", "streamId": "pb1", "text": "hi"}))
                 await eventually(lambda: _chat(dynamodb))
     names = {m["user"] for m in await eventually(lambda: len(_chat(dynamodb)) == 2 and _chat(dynamodb))}
-    assert len(names) == 1 and names.pop().startswith("guest-")
+    assert names == {chat.guest_name(get_settings(WsSettings), "anon:tab-1234")}  # a reload keeps the name
+    assert re.fullmatch("guest-[a-z2-7]{13}", names.pop())  # 65 bits of an HMAC keyed by the server
