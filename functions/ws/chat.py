@@ -1,14 +1,12 @@
-"""The ``chat`` route: rate-limit the sender, then store the message; the notifier delivers it to the room.
+"""The ``chat`` route: store the message; the notifier delivers it to the room.
 
 Writing the chat item is all this route does with the message: DynamoDB Streams hands it to the notifier,
-which posts it to every subscriber (the sender included, so everyone sees the same order).
+which posts it to every subscriber (the sender included, so everyone sees the same order). The sender's rate
+limit (:mod:`.limits`) is spent before this runs.
 
 Rules:
 - Chat goes to the stream's current broadcast while it is live or reconnecting; an ended or unknown stream
   refuses it (``not_found``).
-- Each connection has a token bucket (:func:`capturestream.chat.take_token`; ``CHAT_BURST`` messages at once,
-  ``CHAT_RATE`` per second after that). Its state is stored on the connection item with a conditional write,
-  so two concurrent invocations for one connection cannot both spend the last token.
 - A signed-in user chats under the token's ``name`` (checked at ``$connect``). Anyone else is
   ``guest-`` + 13 base32 characters: the first 65 bits of HMAC-SHA256 over their viewer identity
   (``anon:<id>`` from the page's ``localStorage``, so a reload keeps the name), keyed by a key derived from
@@ -26,9 +24,8 @@ import hmac
 import time
 from typing import Any
 
-from capturestream import table
-from capturestream.chat import Bucket, ChatEntry, new_message_id, take_token
-from capturestream.errors import NotFound, RateLimited
+from capturestream.chat import ChatEntry, new_message_id
+from capturestream.errors import NotFound
 from capturestream.messages import SendChatMessage
 from capturestream.models import StreamStatus
 from capturestream.settings import WsSettings
@@ -43,23 +40,23 @@ GUEST_NAME_CHARS = 13
 _GUEST_KEY_LABEL = b"capturestream guest names v1"
 
 
-def post(settings: WsSettings, connection_id: str, message: SendChatMessage) -> ChatEntry:
-    """Store one chat message from ``connection_id``.
+def post(
+    settings: WsSettings, connection: dict[str, Any], stream: StreamView | None, message: SendChatMessage
+) -> ChatEntry:
+    """Store one chat message from ``connection`` to ``stream``.
 
     Raises:
-        NotFound: the stream is not live (or the connection is gone).
-        RateLimited: the connection's bucket is empty.
+        NotFound: the stream is not live.
     """
-    connection, stream = _load(settings.table_name, connection_id, message.stream_id)
     if stream is None or stream.status is StreamStatus.ENDED:
         raise NotFound(f"stream {message.stream_id} is not live")
     now_ms = int(time.time() * 1000)
-    _spend_token(settings, connection, now_ms)
+    viewer = connection.get("viewer") or connection["connection_id"]
     entry = ChatEntry(
         playback_id=stream.playback_id,
         session_id=stream.session_id,
         id=new_message_id(now_ms),
-        user=connection.get("user_name") or guest_name(settings, connection.get("viewer") or connection_id),
+        user=connection.get("user_name") or guest_name(settings, viewer),
         user_id=connection.get("user_id"),
         text=message.text,
         ts=now_ms,
@@ -67,50 +64,6 @@ def post(settings: WsSettings, connection_id: str, message: SendChatMessage) -> 
     )
     clients.dynamodb().put_item(TableName=settings.table_name, Item=entry.to_item())
     return entry
-
-
-def _load(table_name: str, connection_id: str, playback_id: str) -> tuple[dict[str, Any], StreamView | None]:
-    """The connection (consistent: it holds the bucket) and the stream, in one round trip."""
-    response = clients.dynamodb().batch_get_item(
-        RequestItems={
-            table_name: {
-                "Keys": [table.connection_key(connection_id), table.stream_key(playback_id)],
-                "ConsistentRead": True,
-            }
-        }
-    )
-    connection, stream = None, None
-    for item in response["Responses"].get(table_name, []):
-        if item[table.PK]["S"].startswith(table.CONNECTION_PREFIX):
-            connection = table.from_item(item)
-        elif "session_id" in item:  # not a whole stream item yet (moto writes new items in two steps)
-            stream = StreamView.from_item(item)
-    if connection is None:
-        raise NotFound("this connection is no longer registered; reconnect")
-    return connection, stream
-
-
-def _spend_token(settings: WsSettings, connection: dict[str, Any], now_ms: int) -> None:
-    stored = connection.get("chat_at")
-    state = Bucket(tokens=connection["chat_tokens"], at_ms=stored) if stored is not None else None
-    spent = take_token(state, now_ms, burst=settings.chat_burst, rate=settings.chat_rate)
-    if spent is None:
-        raise RateLimited(f"slow down: at most {settings.chat_burst} messages at once, then {settings.chat_rate:g}/s")
-    dynamodb = clients.dynamodb()
-    values = {":tokens": {"N": f"{spent.tokens:.3f}"}, ":at": {"N": str(spent.at_ms)}}
-    if stored is not None:
-        values[":prev"] = {"N": str(stored)}
-    try:
-        dynamodb.update_item(
-            TableName=settings.table_name,
-            Key=table.connection_key(connection["connection_id"]),
-            UpdateExpression="SET #tokens = :tokens, #at = :at",
-            ConditionExpression="attribute_not_exists(#at)" if stored is None else "#at = :prev",
-            ExpressionAttributeNames={"#tokens": "chat_tokens", "#at": "chat_at"},
-            ExpressionAttributeValues=values,
-        )
-    except dynamodb.exceptions.ConditionalCheckFailedException:  # a concurrent message took the token first
-        raise RateLimited("slow down: another message from this connection was being sent") from None
 
 
 def guest_name(settings: WsSettings, viewer: str) -> str:

@@ -1,7 +1,16 @@
 """What each WebSocket route does: connection items, the token check, and answers to client messages.
 
 Connection items (``CONN#<id>``) carry who is connected (user from an optional token), a *viewer* identity
-that de-duplicates viewer counts, the streams the connection watches, and its chat rate-limit state.
+that de-duplicates viewer counts, the streams the connection watches, and its rate-limit buckets.
+
+Rules:
+- ``$connect`` with a token that does not verify, including one whose ``name`` claim is not a display name
+  (:mod:`capturestream.tokens`), is refused with 401.
+- Every message reads its sender (:mod:`.sender`), then spends a token of its type (:mod:`.limits`), then is
+  acted on; a refusal at any step is an ``error`` to the sender and nothing else.
+- ``subscribe`` needs the stream's item (it exists from the first go-live on): a made-up id is ``not_found``
+  and stores nothing, so it cannot make the notifier tell the lobby a count. ``unsubscribe`` from a stream the
+  connection does not watch writes nothing.
 
 Viewer identity (so one person is one viewer, also across a page reload or a network blip that leaves the old
 socket half-open for minutes): ``user:<id>`` with a token; else ``anon:<id>`` from the ``?viewer=<id>`` query
@@ -18,12 +27,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from capturestream import keys, messages, table, tokens
-from capturestream.errors import Unauthorized
+from capturestream.errors import NotFound, Unauthorized
 from capturestream.models import StreamStatus
 from capturestream.settings import WsSettings, get_settings
 from capturestream.streams import StreamView
 
-from . import chat, clients, subscriptions
+from . import chat, clients, limits, sender, subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -66,24 +75,44 @@ def disconnect(connection_id: str) -> None:
 
 
 def on_message(connection_id: str, message: Any) -> None:
-    """Act on one validated client message."""
+    """Act on one validated client message, after spending one of the sender's tokens for its type (:mod:`.limits`).
+
+    Raises:
+        RateLimited: over the message type's limit; the message is not acted on.
+        NotFound: the connection is gone, or the stream does not exist (``subscribe``) or is not live (``chat``).
+        Conflict: ``subscribe`` beyond :data:`subscriptions.MAX_SUBSCRIPTIONS`.
+    """
     settings = get_settings(WsSettings)
-    if isinstance(message, messages.HeartbeatMessage):
-        _touch(connection_id, settings, {})
-    elif isinstance(message, messages.RegisterMessage):
-        _touch(
-            connection_id, settings, {"role": message.role, table.GSI1_PK: table.LOBBY, table.GSI1_SK: connection_id}
-        )
-    elif isinstance(message, messages.GetStreamsMessage):
-        clients.send(connection_id, messages.StreamListMessage(streams=tuple(_on_air(settings))))
-    elif isinstance(message, messages.SubscribeMessage):
-        subscriptions.subscribe(settings.table_name, connection_id, message.stream_id)
-    elif isinstance(message, messages.UnsubscribeMessage):
-        subscriptions.unsubscribe(settings.table_name, connection_id, message.stream_id)
-    elif isinstance(message, messages.SendChatMessage):
-        chat.post(settings, connection_id, message)
-    else:  # pragma: no cover - parse_client_message only returns the types above
-        raise TypeError(f"unhandled message {type(message).__name__}")
+    needs_stream = isinstance(message, messages.SubscribeMessage | messages.SendChatMessage)
+    connection, stream = sender.load(settings.table_name, connection_id, message.stream_id if needs_stream else None)
+    limits.spend(settings, connection, message.type, fields=_connection_fields(connection_id, message))
+    match message:
+        case messages.HeartbeatMessage() | messages.RegisterMessage():
+            pass  # their fields were written with the token
+        case messages.GetStreamsMessage():
+            clients.send(connection_id, messages.StreamListMessage(streams=tuple(_on_air(settings))))
+        case messages.SubscribeMessage(stream_id=playback_id):
+            if stream is None:  # never live: nothing to watch, and no count for a made-up id to change
+                raise NotFound(f"stream {playback_id} does not exist")
+            subscriptions.subscribe(settings.table_name, connection_id, playback_id)
+        case messages.UnsubscribeMessage(stream_id=playback_id):
+            if playback_id in (connection.get("subscriptions") or ()):
+                subscriptions.unsubscribe(settings.table_name, connection_id, playback_id)
+        case messages.SendChatMessage():
+            chat.post(settings, connection, stream, message)
+        case _:  # pragma: no cover - parse_client_message only returns the types above
+            raise TypeError(f"unhandled message {type(message).__name__}")
+
+
+def _connection_fields(connection_id: str, message: Any) -> dict[str, Any]:
+    """What a heartbeat or register stores on the connection (with the token: one write)."""
+    if not isinstance(message, messages.HeartbeatMessage | messages.RegisterMessage):
+        return {}
+    now = int(time.time())
+    fields: dict[str, Any] = {"last_seen_at": now, table.TTL_ATTRIBUTE: now + CONNECTION_TTL_SECONDS}
+    if isinstance(message, messages.RegisterMessage):
+        fields |= {"role": message.role, table.GSI1_PK: table.LOBBY, table.GSI1_SK: connection_id}
+    return fields
 
 
 def _viewer(connection_id: str, user_id: str | None, claimed: str | None) -> str:
@@ -92,24 +121,6 @@ def _viewer(connection_id: str, user_id: str | None, claimed: str | None) -> str
     if claimed and keys.NAME_PATTERN.fullmatch(claimed):
         return f"anon:{claimed}"
     return f"conn:{connection_id}"
-
-
-def _touch(connection_id: str, settings: WsSettings, fields: dict[str, Any]) -> None:
-    now = int(time.time())
-    values = {"last_seen_at": now, table.TTL_ATTRIBUTE: now + CONNECTION_TTL_SECONDS, **fields}
-    names = {f"#a{i}": name for i, name in enumerate(values)}
-    client = clients.dynamodb()
-    try:
-        client.update_item(
-            TableName=settings.table_name,
-            Key=table.connection_key(connection_id),
-            UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(values))),
-            ConditionExpression="attribute_exists(#pk)",
-            ExpressionAttributeNames={**names, "#pk": table.PK},
-            ExpressionAttributeValues={f":v{i}": table.serialize(v) for i, v in enumerate(values.values())},
-        )
-    except client.exceptions.ConditionalCheckFailedException:  # item already expired or deleted
-        log.info("message from an unknown connection", extra={"connection_id": connection_id})
 
 
 def _on_air(settings: WsSettings) -> list[messages.StreamSummary]:

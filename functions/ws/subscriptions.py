@@ -21,7 +21,7 @@ from typing import Any
 from capturestream import table
 from capturestream.errors import Conflict, NotFound
 
-from . import clients
+from . import clients, sender
 
 #: Most streams one connection may watch at once.
 MAX_SUBSCRIPTIONS = 10
@@ -31,6 +31,8 @@ CONNECTION_TTL_SECONDS = 2 * 3600 + 10 * 60
 
 def subscribe(table_name: str, connection_id: str, playback_id: str) -> None:
     """Count ``connection_id`` as a viewer of ``playback_id`` and deliver that stream's notifications to it.
+
+    The caller has checked that the stream exists (a subscription to a made-up id must never be stored).
 
     Raises:
         NotFound: the connection is unknown (expired or already disconnected).
@@ -54,7 +56,7 @@ def subscribe(table_name: str, connection_id: str, playback_id: str) -> None:
         )["Attributes"]
     except dynamodb.exceptions.ConditionalCheckFailedException:
         if "Item" not in dynamodb.get_item(TableName=table_name, Key=table.connection_key(connection_id)):
-            raise NotFound("this connection is no longer registered; reconnect") from None
+            raise NotFound(sender.NO_CONNECTION) from None
         raise Conflict(f"a connection can watch at most {MAX_SUBSCRIPTIONS} streams at once") from None
     viewer = table.from_item(connection).get("viewer") or f"conn:{connection_id}"
     expires_at = int(time.time()) + CONNECTION_TTL_SECONDS
