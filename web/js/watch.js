@@ -205,8 +205,8 @@ async function watchLive(streamId) {
     .on('streamLive', (m) => { if (m.stream.streamId === streamId) poll(); })
     .on('streamEnded', (m) => { if (m.streamId === streamId) poll(); })
     .on('error', (m) => {
-      if (m.code === 'rate_limited') {
-        const match = /(\d+(?:\.\d+)?)\s*s/.exec(m.message || '');
+      if (m.code === 'rate_limited' && /chat/.test(m.message || '')) {
+        const match = /retry in (\d+(?:\.\d+)?)\s*s/.exec(m.message || '');
         chat.cooldown(match ? Math.max(1, Math.ceil(Number(match[1]))) : 3);
       } else if (m.code !== 'not_found' || stream) {
         chat.setStatus(m.message || 'Something went wrong.');
