@@ -14,7 +14,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Default ports follow the seed and LocalStack (BRIEF §4).
-DEFAULT_PORTS = {"aws": 4566, "http": 8000, "ws": 3001, "rtmp": 1935}
+DEFAULT_PORTS = {"aws": 4566, "http": 8000, "ws": 3001, "rtmp": 1935, "capture": 8090}
 
 
 class StackConfig(BaseSettings):
@@ -29,6 +29,12 @@ class StackConfig(BaseSettings):
     http_port: int = Field(default=DEFAULT_PORTS["http"], ge=0, le=65535, description="web app, REST API, CDN edge")
     ws_port: int = Field(default=DEFAULT_PORTS["ws"], ge=0, le=65535, description="WebSocket API")
     rtmp_port: int = Field(default=DEFAULT_PORTS["rtmp"], ge=0, le=65535, description="RTMP ingest")
+    capture_port: int = Field(
+        default=DEFAULT_PORTS["capture"],
+        ge=0,
+        le=65535,
+        description="browser go-live WebSocket of the ingest node (ws://host:port/capture); 0 turns it off",
+    )
     aws_endpoint: str | None = Field(
         default=None, description="use this S3/SQS/DynamoDB endpoint (LocalStack, MinIO+moto) instead of moto"
     )
@@ -65,11 +71,15 @@ class Ports:
     http: int
     ws: int
     rtmp: int
+    #: ``None``: browser go-live is off.
+    capture: int | None
 
 
 def requested_ports(config: StackConfig) -> Ports:
     """The ports to bind: the configured ones, or 0 everywhere for ``--ports auto`` (each server then reports
-    the free port the kernel gave it, so there is no window in which another process can take it)."""
+    the free port the kernel gave it, so there is no window in which another process can take it). A
+    ``capture_port`` of 0 means go-live off in both modes."""
+    capture = None if config.capture_port == 0 else config.capture_port
     if config.ports == "auto":
-        return Ports(aws=0, http=0, ws=0, rtmp=0)
-    return Ports(aws=config.aws_port, http=config.http_port, ws=config.ws_port, rtmp=config.rtmp_port)
+        return Ports(aws=0, http=0, ws=0, rtmp=0, capture=None if capture is None else 0)
+    return Ports(aws=config.aws_port, http=config.http_port, ws=config.ws_port, rtmp=config.rtmp_port, capture=capture)

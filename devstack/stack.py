@@ -9,7 +9,8 @@ Start order (stop is the reverse):
 5. one HTTP server (``http_port``): the HTTP API adapter for the REST function's routes, the MinIO webhook
    receiver (``POST /_local/minio/events``), and the CDN edge for everything else (media from the bucket, the
    web app from ``web/``);
-6. the RTMP ingest node (``python -m ingest_node``) as a child process, with the same endpoint and table;
+6. the ingest node (``python -m ingest_node``: RTMP, and browser go-live on ``capture_port``) as a child process,
+   with the same endpoint and table;
 7. ``<state-dir>/stack.json`` with every endpoint, written atomically only when all of the above is ready.
 
 Rules:
@@ -82,6 +83,8 @@ class Endpoints:
     ws_url: str
     web_url: str
     cdn_url: str
+    #: The ingest node's browser go-live WebSocket (``ws://host:port/capture``); ``None`` when it is off.
+    capture_ws_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -154,7 +157,7 @@ class LocalStack:
         http_port = await self._start_http(spec, provisioned, ports.http)
         ws_url = await self._start_gateway(spec, ports.ws)
         base = f"http://{self.config.host}:{http_port}"
-        rtmp_port = await self._start_ingest(provisioned, ports.rtmp)
+        rtmp_port, capture_ws_url = await self._start_ingest(provisioned, ports.rtmp, ports.capture)
         rtmp_url = f"rtmp://{self.config.host}:{rtmp_port}/live"
         secret = self._jwt_secret()
         _apply_environment(spec, provisioned, self._env_overrides(base, rtmp_url, secret))
@@ -170,6 +173,7 @@ class LocalStack:
             ws_url=ws_url,
             web_url=base,
             cdn_url=base,
+            capture_ws_url=capture_ws_url,
             extra={"table": provisioned.table.name, "aws_endpoint": endpoint, "pid": os.getpid()},
         )
         if self.cdn is not None:
@@ -247,14 +251,20 @@ class LocalStack:
         ready = await child.start()
         return f"http://{self.config.host}:{ready['port']}"
 
-    async def _start_ingest(self, provisioned: ProvisionedStack, port: int) -> int:
-        """The RTMP ingest node as a child process (its own GIL: media never waits for a Lambda handler)."""
+    async def _start_ingest(
+        self, provisioned: ProvisionedStack, port: int, capture_port: int | None
+    ) -> tuple[int, str | None]:
+        """The ingest node as a child process (its own GIL: media never waits for a Lambda handler); returns its
+        RTMP port and its browser go-live WebSocket URL (``None``: off)."""
         env = {
             **os.environ,
             "TABLE_NAME": provisioned.table.name,
             "MEDIA_BUCKET": provisioned.bucket,
             "RTMP_HOST": self.config.host,
             "RTMP_PORT": str(port),
+            "CAPTURE_HOST": self.config.host,
+            "CAPTURE_PORT": str(capture_port or 0),
+            "CAPTURE_ENABLED": str(capture_port is not None).lower(),
             "SEGMENT_SECONDS": str(self.config.segment_seconds),
             "RECONNECT_WINDOW": str(self.config.reconnect_window),
             "REMUXER": self.config.remuxer,
@@ -265,7 +275,9 @@ class LocalStack:
             "ingest", "ingest_node", env=env, log_path=self.state_dir / "logs" / "ingest.log", echo=True
         )
         self.children.append(child)
-        return (await child.start())["port"]
+        ready = await child.start()
+        capture = ready.get("capture_port")
+        return ready["port"], None if capture is None else f"ws://{self.config.host}:{capture}{ready['capture_path']}"
 
     async def _start_http(self, spec: StackSpec, provisioned: ProvisionedStack, port: int) -> int:
         routes = [(r.method, r.path, self.functions[r.function].invoke) for r in spec.http_api.routes]
@@ -429,6 +441,7 @@ def banner(endpoints: Endpoints, ready_seconds: float, state_dir: Path, token: s
         f"  REST API       {endpoints.api_url}/api   (docs {endpoints.api_url}/docs)",
         f"  WebSocket      {endpoints.ws_url}",
         f"  OBS server     {endpoints.rtmp_url}",
+        f"  Go-live WS     {endpoints.capture_ws_url or 'off (--capture-port 0)'}   (studio's browser go-live)",
         f"  AWS endpoint   {endpoints.s3_endpoint}   (bucket {endpoints.bucket})",
         f"  State          {state_dir}/stack.json   (logs of the moto and ingest children in {state_dir}/logs/)",
         '  Next: capturestream channel create "My channel"   (prints your stream key)',

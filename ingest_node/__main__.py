@@ -1,10 +1,12 @@
-"""``python -m ingest_node``: run the RTMP ingest node alone, configured from the environment.
+"""``python -m ingest_node``: run the ingest node alone (RTMP and browser go-live), configured from the environment.
 
-Settings are :class:`capturestream.settings.IngestSettings` (``TABLE_NAME``, ``MEDIA_BUCKET``, ``RTMP_HOST``,
-``RTMP_PORT``, ``SEGMENT_SECONDS``, ``RECONNECT_WINDOW``, ...); AWS endpoints come from the standard SDK
-environment (``AWS_ENDPOINT_URL``). When listening, it prints one JSON line ``{"port": N}`` on stdout (how
-``capturestream up`` learns the port); logs go to stderr. SIGTERM/SIGINT end every broadcast cleanly (final
-playlists and ``ended.json`` stored) before exiting.
+Settings are :class:`NodeSettings`: :class:`capturestream.settings.IngestSettings` (``TABLE_NAME``,
+``MEDIA_BUCKET``, ``RTMP_HOST``, ``RTMP_PORT``, ``SEGMENT_SECONDS``, ``RECONNECT_WINDOW``, ...) plus the browser
+go-live WebSocket listener (``CAPTURE_HOST``, ``CAPTURE_PORT``, ``CAPTURE_ENABLED``); AWS endpoints come from the
+standard SDK environment (``AWS_ENDPOINT_URL``). When listening, it prints one JSON line on stdout,
+``{"port": N, "capture_port": M, "capture_path": "/capture"}`` (how ``capturestream up`` learns where it listens;
+``capture_port`` is ``null`` when go-live is off); logs go to stderr. SIGTERM/SIGINT end every broadcast cleanly
+(final playlists and ``ended.json`` stored) before exiting.
 """
 
 from __future__ import annotations
@@ -18,26 +20,44 @@ import sys
 
 import uvloop
 from aiobotocore.session import get_session
+from pydantic import Field
 
 from capturestream.logs import configure_logging
 from capturestream.settings import IngestSettings, get_settings
 
+from .capture_server import CAPTURE_PATH, CaptureServer
 from .server import RtmpServer
 from .sessions import SessionRegistry
 from .stream_keys import StreamKeyChecker
-from .uploader import Uploader
+from .upload_watch import WatchedUploader
 
 log = logging.getLogger("ingest_node")
 
 
-async def serve(settings: IngestSettings) -> None:
+class NodeSettings(IngestSettings):
+    """:class:`~capturestream.settings.IngestSettings` plus the browser go-live listener (``/capture``).
+
+    (These fields belong in ``IngestSettings`` itself; they live here until the core package takes them.)
+    """
+
+    capture_host: str = Field(default="0.0.0.0", alias="CAPTURE_HOST")
+    #: The go-live WebSocket port; 0 picks a free one (as ``RTMP_PORT=0`` does).
+    capture_port: int = Field(default=8090, ge=0, le=65535, alias="CAPTURE_PORT")
+    #: ``false``: no go-live listener (RTMP only).
+    capture_enabled: bool = Field(default=True, alias="CAPTURE_ENABLED")
+
+
+async def serve(settings: NodeSettings) -> None:
     """Run until SIGTERM/SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     node_id = socket.gethostname()
-    async with Uploader(settings.media_bucket) as uploader, get_session().create_client("dynamodb") as dynamodb:
+    async with (
+        WatchedUploader(settings.media_bucket) as uploader,
+        get_session().create_client("dynamodb") as dynamodb,
+    ):
         registry = SessionRegistry(
             uploader,
             reconnect_window=settings.reconnect_window,
@@ -45,21 +65,26 @@ async def serve(settings: IngestSettings) -> None:
             node_id=node_id,
             remuxer=settings.remuxer,
         )
-        server = RtmpServer(
-            registry, StreamKeyChecker(dynamodb, settings.table_name), idle_timeout=settings.idle_timeout
-        )
+        keys = StreamKeyChecker(dynamodb, settings.table_name)
+        server = RtmpServer(registry, keys, idle_timeout=settings.idle_timeout)
         port = await server.start(settings.rtmp_host, settings.rtmp_port)
         log.info("RTMP ingest listening on %s:%d", settings.rtmp_host, port)
-        print(json.dumps({"port": port}), flush=True)
+        capture = CaptureServer(registry, keys, uploads=uploader, idle_timeout=settings.idle_timeout)
+        capture_port = None
+        if settings.capture_enabled:
+            capture_port = await capture.start(settings.capture_host, settings.capture_port)
+            log.info("browser go-live listening on ws://%s:%d%s", settings.capture_host, capture_port, CAPTURE_PATH)
+        print(json.dumps({"port": port, "capture_port": capture_port, "capture_path": CAPTURE_PATH}), flush=True)
         await stop.wait()
         log.info("shutting down")
         await server.close()
+        await capture.close()
         await registry.close()
 
 
 def main() -> int:
     """Entry point."""
-    settings = get_settings(IngestSettings)
+    settings = get_settings(NodeSettings)
     configure_logging(settings.log_level, settings.log_format)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(settings))
