@@ -17,7 +17,8 @@ Rules:
 - Subscription inserts and removals only mark the stream for a recount; the notifier counts distinct viewers
   once per stream per batch. template.yaml delivers subscription records through their own event source
   mapping with a 2 s batching window, so a crowd joining is one ``viewerCount`` per stream every 2 s. A stream
-  going live is recounted too: its watch pages may have subscribed before its item existed.
+  going live is recounted too: watch pages stay subscribed to an offline stream between broadcasts, and the
+  new broadcast's viewer stats start from their count (the notifier posts ``viewerCount`` only if it changed).
 - A change of ``viewer_count`` alone is the notifier's own write: it triggers nothing (no feedback loop).
 - Records of other items (channels, sessions, connections) are ignored.
 """
@@ -84,8 +85,7 @@ def plan(event: Mapping[str, Any], cdn_base_url: str) -> Plan:
             found = _stream_changes(old, new, cdn_base_url)
             result.notifications += found
             if any(isinstance(n.message, messages.StreamLiveMessage) for n in found):
-                # Viewers may have subscribed before the stream item existed (a watch page open before go-live):
-                # their count could not be stored then, so count again now.
+                # Watch pages of the offline stream are still subscribed: the new broadcast starts from their count.
                 result.recount.add(pk.removeprefix(table.STREAM_PREFIX))
         elif pk.startswith(table.STREAM_PREFIX) and sk.startswith(table.SUBSCRIPTION_PREFIX):
             if (old is None) != (new is None):  # a join or a leave, not a TTL refresh

@@ -74,7 +74,7 @@ def test_a_new_broadcast_after_an_ended_one_is_live_again() -> None:
     plan = notifications.plan(event, CDN)
     (note,) = plan.notifications
     assert note.message.type == "streamLive" and note.message.stream.status == "live"
-    assert plan.recount == {"pb1"}  # watch pages that subscribed before go-live get counted now
+    assert plan.recount == {"pb1"}  # the offline stream's watch pages are counted for the new broadcast
 
 
 def test_viewer_count_counts_people_not_tabs() -> None:
