@@ -300,7 +300,7 @@ class CaptureConnection:
         if ffmpeg is None or ffmpeg.done is None or ffmpeg.done.done() or not self.publisher.active:
             return
         try:
-            await self._ffmpeg.finish()
+            await ffmpeg.finish()
         except MediaPipelineError as error:
             log.warning("capture media ended badly: %s", error, extra=self.log_extra)
 
