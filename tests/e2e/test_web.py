@@ -168,6 +168,14 @@ async def test_live_watch_chat_ended_and_recording(system: System, browser: Any,
         assert await first.page.locator(".chat-log img, .chat-log b").count() == 0
         assert await first.page.evaluate("window.__pwned") is None
 
+        for n in range(12):  # a flood: the gateway refuses, the page counts down on the send button
+            await second.page.fill("#chat-input", f"flood {n}")
+            await second.page.press("#chat-input", "Enter")
+        await second.page.wait_for_function(
+            "() => document.querySelector('.chat-form button').textContent.startsWith('Wait')", timeout=15000
+        )
+        await second.shot(shots, "watch-chat-rate-limited-1440")
+
         await home.shot(shots, "home-live-1440")
         await first.shot(shots, "watch-live-1440")
 
@@ -197,7 +205,7 @@ async def test_live_watch_chat_ended_and_recording(system: System, browser: Any,
         await first.page.wait_for_function(
             "() => document.querySelectorAll('.chat-log li').length === 0", timeout=10000
         )
-        await first.page.evaluate("(v => { v.currentTime = v.duration - 0.5; })(document.querySelector('video'))")
+        await first.page.evaluate("(v => { v.currentTime = v.duration; })(document.querySelector('video'))")
         await first.page.wait_for_selector(".chat-log li:has-text('hello from the first viewer')", timeout=15000)
         replayed = await first.page.locator(".chat-log li .chat-time").all_text_contents()
         assert all(":" in stamp for stamp in replayed)  # media time, the VOD's clock

@@ -13,7 +13,8 @@ import urllib.request
 from pathlib import Path
 
 CLI = [sys.executable, "-m", "devstack.cli"]
-READY_TIMEOUT = 30.0
+#: Generous: ``up`` is ready in ~5-10 s, but a CI box running browsers and encoders beside it can triple that.
+READY_TIMEOUT = 60.0
 
 
 def descendants(pid: int) -> set[int]:
@@ -60,6 +61,7 @@ class System:
         stack_file = state_dir / "stack.json"
         while not stack_file.exists():
             if self.process.poll() is not None or time.monotonic() - started > READY_TIMEOUT:
+                self.stop()  # never leave a half-started stack (moto, ingest node) running behind a failed test
                 raise RuntimeError(f"up did not become ready:\n{(state_dir.parent / 'up.log').read_text()}")
             time.sleep(0.05)
         self.ready_seconds = time.monotonic() - started

@@ -164,6 +164,9 @@ export class ChatReplay {
     this.shownUpTo = -1; // media time rendered so far
     video.addEventListener('timeupdate', () => this.sync());
     video.addEventListener('seeked', () => this.sync(true));
+    // Chat is stamped with wall-clock time since the broadcast started; a publisher that ran slower than real time
+    // leaves messages past the last frame. Show them when the video ends rather than never.
+    video.addEventListener('ended', () => this.sync(false, Infinity));
   }
 
   window(index) {
@@ -188,9 +191,8 @@ export class ChatReplay {
     this.sync(true);
   }
 
-  sync(reset = false) {
-    const t = this.video.currentTime;
-    const index = Math.floor(t / REPLAY_WINDOW);
+  sync(reset = false, t = this.video.currentTime) {
+    const index = Math.floor(Math.min(t, this.video.currentTime) / REPLAY_WINDOW);
     this.window(index);
     this.window(index + 1);
     if (reset || t < this.shownUpTo) {
