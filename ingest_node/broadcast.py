@@ -12,6 +12,8 @@ Rules:
 - Per broadcast, objects are queued in dependency order on one :class:`~ingest_node.uploader.StreamUploadQueue`:
   init before the segments that use it, each segment before the playlist that names it, ``started.json`` after
   the first init (so its codecs are known), ``ended.json`` after the final playlist with ENDLIST.
+- While live, ``health.json`` (bitrate, frame rate, keyframe interval samples: :mod:`ingest_node.health`) is
+  rewritten every few seconds, checked only when a segment is cut, and once more before ``ended.json``.
 - Media goes through the in-process :class:`~mediakit.cmaf.Segmenter`, unless it raises ``UnsupportedMedia``
   before producing its first init (MP3/Speex audio, ...): then the broadcast switches, once, to the ffmpeg
   fallback (:class:`~ingest_node.ffmpeg_remuxer.FfmpegRemuxer`) and replays the media fed so far into it.
@@ -27,11 +29,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from capturestream import keys
-from capturestream.models import Channel, MediaInfo, SessionManifestBody, new_session_id
+from capturestream.models import Channel, HealthManifestBody, MediaInfo, SessionManifestBody, new_session_id
 from mediakit.cmaf import InitSegment, Segment, Segmenter, UnsupportedMedia
 from mediakit.hls import MediaPlaylist, format_date_time
 
 from .ffmpeg_remuxer import FfmpegRemuxer, RemuxerError
+from .health import HealthMonitor
 from .stream_stats import StreamStats
 from .uploader import MANIFEST, MEDIA, PLAYLIST, StreamUploadQueue, Uploader
 
@@ -65,6 +68,7 @@ class Broadcast:
         node_id: str,
         part_seconds: float | None = 0.25,
         remuxer: str = "inprocess",
+        health: HealthMonitor | None = None,
     ) -> None:
         if remuxer not in REMUXERS:
             raise ValueError(f"remuxer must be one of {REMUXERS}, got {remuxer!r}")
@@ -81,6 +85,7 @@ class Broadcast:
         self._segmenter: Segmenter | None = None  # created at the first media message: its wall clock anchors PDT
         self._remuxer = remuxer
         self.stats = StreamStats()
+        self._health = health or HealthMonitor()
         self._ffmpeg: FfmpegRemuxer | None = None  # the fallback, once chosen
         self._replay: list[tuple[str, int, bytes]] | None = []  # media fed before the first init (None after it)
         self._playlist = MediaPlaylist(target_duration=segment_seconds)
@@ -126,7 +131,9 @@ class Broadcast:
         self.state = BroadcastState.LIVE
         if was_reconnecting and self._announced:
             self._revision += 1
-            await self._put_manifest(keys.ManifestKind.STARTED)
+            await self._put_manifest(keys.ManifestKind.STARTED)  # with the last measurements of the old publisher
+        self.stats.reset()  # the new publisher's timestamps start from its own zero
+        self._health.restart()
         if self._ffmpeg is not None:
             await self._handle(await self._ffmpeg.discontinuity(anchor=datetime.now(UTC)))
         elif self._segmenter is not None:
@@ -205,6 +212,8 @@ class Broadcast:
             await self._handle(outputs, ended=True)
         elif self._segmenter is not None:
             await self._handle(self._segmenter.finish(), ended=True)
+        if self._announced and self._health.pending:
+            await self._put_health()
         if self._announced:
             await self._put_manifest(keys.ManifestKind.ENDED)
         await self._queue.close()
@@ -231,6 +240,8 @@ class Broadcast:
         if playlist_changed or (ended and self._announced):
             playlist = keys.LivePlaylist(playback_id=self.playback_id, session_id=self.session_id)
             await self._queue.put(playlist.key, self._playlist.render(ended=ended).encode(), PLAYLIST)
+        if playlist_changed and not ended and self._announced and self._health.tick(self.stats):
+            await self._put_health()
 
     async def _put_init(self, init: InitSegment) -> None:
         key = keys.LiveInit(playback_id=self.playback_id, session_id=self.session_id, epoch=init.epoch)
@@ -279,6 +290,18 @@ class Broadcast:
             title=self.channel.name,
         )
         key = keys.SessionManifest(playback_id=self.playback_id, session_id=self.session_id, kind=kind)
+        await self._queue.put(key.key, body.model_dump_json(exclude_none=True).encode(), MANIFEST)
+
+    async def _put_health(self) -> None:
+        self._refresh_measurements()
+        body = HealthManifestBody(
+            channel_id=self.channel.channel_id,
+            playback_id=self.playback_id,
+            session_id=self.session_id,
+            media=self.media,
+            samples=self._health.report(),
+        )
+        key = keys.HealthManifest(playback_id=self.playback_id, session_id=self.session_id)
         await self._queue.put(key.key, body.model_dump_json(exclude_none=True).encode(), MANIFEST)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
+from dataclasses import dataclass
 
 _KEYFRAME = 1
 _WINDOW_SECONDS = 10.0
@@ -34,6 +35,19 @@ def _is_coded(head: int, payload: bytes) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Window:
+    """What arrived over a span of media time, ``(since, until]`` in milliseconds."""
+
+    #: Media timestamp (ms) of the newest message: where the next window starts.
+    until: int
+    bitrate_kbps: float
+    #: None without video.
+    frame_rate: float | None
+    #: Seconds: the latest gap between keyframes, or the time since the last one when that is longer already.
+    keyframe_interval: float | None
+
+
 class StreamStats:
     """Rolling measurements over the last ~10 s of media timestamps."""
 
@@ -41,6 +55,42 @@ class StreamStats:
         self._bytes: deque[tuple[int, int]] = deque()  # (timestamp ms, bytes)
         self._frames: deque[int] = deque()  # video frame timestamps (ms)
         self._keyframes: deque[int] = deque(maxlen=32)
+
+    def reset(self) -> None:
+        """Forget everything: a new publisher took over, and its timestamps start again from its own zero."""
+        self._bytes.clear()
+        self._frames.clear()
+        self._keyframes.clear()
+
+    def window(self, since: int | None) -> Window | None:
+        """Measurements over the media after timestamp ``since`` (None: all of the last ~10 s).
+
+        Reads the rolling window once (for a health sample every few seconds), adds nothing per message. A
+        ``since`` older than the rolling window is clamped to it. None when no media time passed since ``since``.
+        """
+        if not self._bytes:
+            return None
+        until = self._bytes[-1][0]
+        start = self._bytes[0][0] if since is None else max(since, self._bytes[0][0])
+        span = until - start
+        if span <= 0:
+            return None
+        size = sum(size for timestamp, size in self._bytes if timestamp > start)
+        frames = sum(1 for timestamp in self._frames if timestamp > start)
+        return Window(
+            until=until,
+            bitrate_kbps=round(size * 8 / span, 1),  # bits per millisecond = kbit/s
+            frame_rate=round(frames * 1000 / span, 2) if self._frames else None,
+            keyframe_interval=self._latest_keyframe_interval(until),
+        )
+
+    def _latest_keyframe_interval(self, now: int) -> float | None:
+        if not self._keyframes:
+            return None
+        waited = now - self._keyframes[-1]
+        gap = self._keyframes[-1] - self._keyframes[-2] if len(self._keyframes) > 1 else 0
+        longest = max(gap, waited)
+        return round(longest / 1000, 3) if longest > 0 else None
 
     def on_video(self, timestamp: int, payload: bytes) -> None:
         """Account one video message."""

@@ -1,10 +1,10 @@
 """The media catalog: what session manifests and segments do to stream and session items (pure; no client).
 
 The ingest node writes ``sessions/<playback_id>/<session_id>/{started,reconnecting,ended}.json`` as a broadcast
-changes state, and ``live/.../seg_<n>.m4s`` for every segment; the catalog function turns each into conditional
-``UpdateItem`` calls built here. Two items change:
+changes state, ``.../health.json`` every few seconds while it is live, and ``live/.../seg_<n>.m4s`` for every
+segment; the catalog function turns each into conditional ``UpdateItem`` calls built here. Two items change:
 
-- the **session** item (one per broadcast): its status, times, media description and segment count;
+- the **session** item (one per broadcast): its status, times, media description, segment count and health;
 - the **stream** item (one per playback id): the state of the channel's *latest* broadcast, which the live grid,
   the watch page and the notifier read.
 
@@ -21,18 +21,27 @@ Rules (S3 and EventBridge deliver at least once and in any order — STYLE rule 
 - Viewer counts and thumbnails on the stream item belong to other writers (notifier, thumbnail function); the
   catalog never touches them. Its ``channel_name`` belongs to the channel rename route, and wins over the
   title a manifest carries (the name when its broadcast started).
+- Health manifests (``health.json``, rewritten while live) merge their samples into the session item's bounded
+  series keyed by sample time (:func:`health_update`: a union, so duplicates and late versions change nothing),
+  and refresh the stream item's ``media`` at most every 30 s (:func:`stream_media_update`).
 - Paths come from :mod:`capturestream.keys`; nothing here spells a key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from . import keys, table
-from .models import SessionManifestBody, StreamStatus
+from .models import HealthManifestBody, HealthSample, SessionManifestBody, StreamStatus
 
 _ENDED_FIELDS = ("ended_at", "duration", "end_reason")
+#: Newest health samples kept on a session item: 10 minutes at the node's one sample every 5 s.
+HEALTH_KEPT = 120
+#: The stream item's ``media`` follows health manifests at most once per this many milliseconds of samples:
+#: every stream-item write wakes the notifier, and cards need no fresher bitrate than that.
+STREAM_MEDIA_REFRESH_MS = 30_000
 
 
 def status_of(kind: keys.ManifestKind) -> StreamStatus:
@@ -58,9 +67,16 @@ def _update(
 
     A field in ``if_absent`` is set only where it is missing; a field in ``prefer`` takes the value of the named
     attribute where that one exists (``title`` ← ``channel_name``). Conditions name attributes as ``#status``,
-    ``#rev``, ``#sid``, ``#last`` and values as ``:<name>``.
+    ``#rev``, ``#sid``, ``#last``, ``#hv`` (health_version), ``#hat`` (health_at) and values as ``:<name>``.
     """
-    names = {"#status": "status", "#rev": "revision", "#sid": "session_id", "#last": "last_sequence"}
+    names = {
+        "#status": "status",
+        "#rev": "revision",
+        "#sid": "session_id",
+        "#last": "last_sequence",
+        "#hv": table.HEALTH_VERSION,
+        "#hat": "health_at",
+    }
     values, clauses = {}, []
     for index, (name, value) in enumerate(fields.items()):
         names[f"#f{index}"] = name
@@ -198,4 +214,72 @@ def segment_update(segment: keys.LiveSegment, stored_at: datetime) -> dict[str, 
         fields,
         condition="attribute_not_exists(#last) OR #last < :sequence",
         condition_values={"sequence": segment.sequence},
+    )
+
+
+def merge_health(stored: list[list[Any]], incoming: list[HealthSample]) -> list[list[Any]]:
+    """Stored health rows (``table.health_row``) plus new samples: keyed by time, oldest first, the newest
+    :data:`HEALTH_KEPT`.
+
+    A union, so order-free and idempotent: merging the same samples again, or older ones later (which the bound
+    drops again), gives the same rows. A sample never changes once measured, so for a time already stored the
+    stored row stays (a duplicate then writes nothing at all).
+    """
+    rows = {row[0]: row for row in map(table.health_row, incoming)}
+    rows.update((row[0], row) for row in stored)
+    return [rows[t] for t in sorted(rows)][-HEALTH_KEPT:]
+
+
+def health_update(body: HealthManifestBody, session: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``UpdateItem`` arguments merging a health manifest into its session item as last read, or None.
+
+    Read-modify-write under optimistic locking: the write is conditional on ``health_version`` still being the
+    one read, so ConditionalCheckFailed means another delivery wrote first: read again and retry. None when there
+    is nothing to write: every sample is stored already (a duplicate), or the session is not catalogued yet (no
+    ``status``: its started.json is still on its way, and the next manifest repeats these samples). The session's
+    ``media`` follows the manifest while the broadcast is not over and the manifest brings the newest sample.
+
+    Args:
+        body: the manifest.
+        session: the session item's attributes (``table.from_item``), or None when there is no item.
+    """
+    if not session or not session.get("status"):
+        return None
+    stored = session.get(table.HEALTH) or []
+    merged = merge_health(stored, body.samples)
+    if merged == stored:
+        return None
+    version = session.get(table.HEALTH_VERSION)
+    fields: dict[str, Any] = {table.HEALTH: merged, table.HEALTH_VERSION: (version or 0) + 1}
+    incoming = max((table.health_row(sample)[0] for sample in body.samples), default=None)
+    if session["status"] != StreamStatus.ENDED.value and (not stored or (incoming or 0) > stored[-1][0]):
+        fields["media"] = body.media.model_dump(exclude_none=True)
+    return _update(
+        table.session_key(body.session_id),
+        fields,
+        condition="attribute_exists(#status) AND "
+        + ("attribute_not_exists(#hv)" if version is None else "#hv = :version"),
+        condition_values=None if version is None else {"version": version},
+    )
+
+
+def stream_media_update(body: HealthManifestBody) -> dict[str, Any] | None:
+    """``UpdateItem`` arguments refreshing the stream item's ``media`` from a health manifest, or None (no samples).
+
+    Applies to the stream's current broadcast while it is not over, at most once per
+    :data:`STREAM_MEDIA_REFRESH_MS` of sample time (``health_at``: the newest sample it took). ConditionalCheckFailed
+    means not due, or not the current broadcast: nothing to do.
+    """
+    if not body.samples:
+        return None
+    newest = max(table.health_row(sample)[0] for sample in body.samples)
+    return _update(
+        table.stream_key(body.playback_id),
+        {"media": body.media.model_dump(exclude_none=True), "health_at": newest},
+        condition="#sid = :sid AND #status <> :ended AND (attribute_not_exists(#hat) OR #hat <= :due)",
+        condition_values={
+            "sid": body.session_id,
+            "ended": StreamStatus.ENDED.value,
+            "due": newest - STREAM_MEDIA_REFRESH_MS,
+        },
     )

@@ -10,6 +10,7 @@ Layout::
     live/<playback_id>/<session_id>/seg_<sequence>.m4s      CMAF media segment, sequence zero-padded to 8 digits
     live/<playback_id>/<session_id>/index.m3u8              live media playlist
     sessions/<playback_id>/<session_id>/<kind>.json         session manifests (started, reconnecting, ended)
+    sessions/<playback_id>/<session_id>/health.json         live health samples (overwritten while live)
     vod/<playback_id>/<session_id>/recording.mp4            the finished recording (faststart MP4)
     vod/<playback_id>/<session_id>/index.m3u8               VOD playlist stitched over the live segments
     thumbs/<playback_id>/<session_id>/live_<sequence>.<jpg|webp>   live thumbnail cut from segment <sequence>
@@ -188,6 +189,17 @@ class SessionManifest(_SessionKey):
 
 
 @dataclass(frozen=True, kw_only=True)
+class HealthManifest(_SessionKey):
+    """The session's live health samples (``models.HealthManifestBody``), rewritten every few seconds."""
+
+    prefix: ClassVar[str] = SESSIONS_PREFIX
+
+    @property
+    def key(self) -> str:
+        return f"{self.session_prefix}health.json"
+
+
+@dataclass(frozen=True, kw_only=True)
 class VodRecording(_SessionKey):
     """The finished recording of a session: one faststart MP4."""
 
@@ -265,6 +277,7 @@ MediaKey = (
     | LiveSegment
     | LivePlaylist
     | SessionManifest
+    | HealthManifest
     | VodRecording
     | VodPlaylist
     | LiveThumbnail
@@ -283,6 +296,7 @@ _DECODERS: tuple[tuple[re.Pattern[str], type, str | None], ...] = (
         SessionManifest,
         "kind",
     ),
+    (re.compile(rf"sessions/(?P<p>{_NAME})/(?P<s>{_NAME})/health\.json"), HealthManifest, None),
     (re.compile(rf"vod/(?P<p>{_NAME})/(?P<s>{_NAME})/recording\.mp4"), VodRecording, None),
     (re.compile(rf"vod/(?P<p>{_NAME})/(?P<s>{_NAME})/index\.m3u8"), VodPlaylist, None),
     (

@@ -167,7 +167,24 @@ class MediaInfo(BaseModel):
     keyframe_interval: float | None = Field(default=None, gt=0)
 
 
-class SessionManifestBody(BaseModel):
+class _SessionManifest(BaseModel):
+    """Ids every manifest of a session carries (they must match its key)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    channel_id: str
+    playback_id: str
+    session_id: str
+
+    @field_validator("channel_id", "playback_id", "session_id")
+    @classmethod
+    def _valid_names(cls, value: str) -> str:
+        if NAME_PATTERN.fullmatch(value) is None:
+            raise ValueError(f"invalid id {value!r}")
+        return value
+
+
+class SessionManifestBody(_SessionManifest):
     """The JSON the ingest node writes to ``sessions/<playback_id>/<session_id>/{started,ended}.json``.
 
     ``ended_at``/``duration`` are set only in ``ended.json``. ``revision`` orders the manifests of one session:
@@ -176,11 +193,6 @@ class SessionManifestBody(BaseModel):
     newer node can add fields without breaking older functions.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    channel_id: str
-    playback_id: str
-    session_id: str
     started_at: datetime
     ended_at: datetime | None = None
     duration: float | None = Field(default=None, ge=0)
@@ -191,9 +203,34 @@ class SessionManifestBody(BaseModel):
     ingest_node: str | None = None
     reason: str | None = None
 
-    @field_validator("channel_id", "playback_id", "session_id")
-    @classmethod
-    def _valid_names(cls, value: str) -> str:
-        if NAME_PATTERN.fullmatch(value) is None:
-            raise ValueError(f"invalid id {value!r}")
-        return value
+
+#: Most samples one health manifest may carry (the node sends its last minute: 12).
+MAX_MANIFEST_SAMPLES = 120
+
+
+class HealthSample(BaseModel):
+    """What arrived from the publisher over one short window (a few seconds) ending at ``t``.
+
+    Rates are over media time (what the encoder produced in the window); ``keyframe_interval`` is the latest gap
+    between keyframes, or the time since the last one when that is already longer (a stream that stopped sending
+    keyframes shows it before the next one arrives). ``None`` where the window held nothing to measure (no video).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    #: Wall-clock end of the window (UTC): the sample's identity, so overlapping manifests merge.
+    t: datetime
+    bitrate_kbps: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    frame_rate: float | None = Field(default=None, ge=0, le=1000, allow_inf_nan=False)
+    keyframe_interval: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
+class HealthManifestBody(_SessionManifest):
+    """The JSON the ingest node writes to ``sessions/<playback_id>/<session_id>/health.json`` while it is live.
+
+    One object per session, overwritten every few seconds with the newest samples (oldest first) and the current
+    :class:`MediaInfo`; each version repeats the previous samples, so a lost or late delivery leaves no gap.
+    """
+
+    media: MediaInfo = Field(default_factory=MediaInfo)
+    samples: list[HealthSample] = Field(default_factory=list, max_length=MAX_MANIFEST_SAMPLES)

@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import table
 from .messages import StreamSummary
-from .models import MediaInfo, StreamStatus
+from .models import HealthSample, MediaInfo, StreamStatus
 
 
 def media_url(cdn_base_url: str, path: str | None) -> str | None:
@@ -84,6 +84,15 @@ class SessionView(_View):
 
     segment_count: int = 0
     last_segment_at: datetime | None = None
+    #: Live health samples, oldest first (the catalog keeps the newest 120, see ``catalog.health_update``).
+    health: list[HealthSample] = Field(default_factory=list)
+
+    @field_validator("health", mode="before")
+    @classmethod
+    def _health_rows(cls, value: Any) -> Any:
+        if isinstance(value, list) and all(isinstance(row, list) for row in value):
+            return [table.health_sample(row) for row in value]
+        return value
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> SessionView:

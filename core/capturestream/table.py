@@ -10,7 +10,7 @@ Item layout::
     channel       CHANNEL#<id>          CHANNEL                 OWNER#<owner>       CHANNEL#<created_at>#<id>
     stream        STREAM#<playback_id>  STREAM                  STREAMS#<status>    <started_at>#<playback_id>
     subscription  STREAM#<playback_id>  SUB#<connection_id>     -                   -      (expires_at = TTL)
-    session       SESSION#<id>          SESSION                 BROADCASTS#<pb_id>  <started_at>#<id>
+    session       SESSION#<id>          SESSION                 BROADCASTS#<pb_id>  <started_at>#<id>  (+ health rows)
     chat          CHAT#<session_id>     <media_ms>#<message_id> -                   -
     connection    CONN#<id>             CONN                    LOBBY (registered)  <id>   (expires_at = TTL)
 
@@ -33,13 +33,13 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from .models import Channel
+from .models import Channel, HealthSample
 
 PK = "pk"
 SK = "sk"
@@ -144,6 +144,37 @@ def read_model(model: type[Model], item: Mapping[str, AttributeValue] | None) ->
         if field.is_required() and attributes.get(field.alias or name) is None:
             return None
     return model.model_validate(attributes)
+
+
+#: Session-item attribute holding the broadcast's live health series (:func:`health_row`), oldest first, and the
+#: counter that makes its read-merge-write safe (``catalog.health_update``).
+HEALTH = "health"
+HEALTH_VERSION = "health_version"
+
+
+def health_row(sample: HealthSample) -> list[int | float | None]:
+    """A health sample as stored on a session item: ``[t in epoch ms, kbps, fps, keyframe interval s]``.
+
+    Rows keep 120 samples near 3 KB, so reading the session item for the stream detail stays one or two read
+    units; the time in milliseconds is the sample's identity when manifests are merged.
+    """
+    return [
+        round(sample.t.timestamp() * 1000),
+        sample.bitrate_kbps,
+        sample.frame_rate,
+        sample.keyframe_interval,
+    ]
+
+
+def health_sample(row: list[Any]) -> HealthSample:
+    """A stored row → the sample (raises pydantic's ValidationError on a malformed row)."""
+    t, bitrate_kbps, frame_rate, keyframe_interval = row
+    return HealthSample(
+        t=datetime.fromtimestamp(t / 1000, UTC),
+        bitrate_kbps=bitrate_kbps,
+        frame_rate=frame_rate,
+        keyframe_interval=keyframe_interval,
+    )
 
 
 def channel_key(channel_id: str) -> Item:

@@ -24,7 +24,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic.alias_generators import to_camel
 
 from capturestream.chat import ChatEntry
-from capturestream.models import Channel, MediaInfo
+from capturestream.models import Channel, HealthSample, MediaInfo
 from capturestream.recordings import BroadcastStats, Recording, Storyboard
 from capturestream.streams import SessionView, StreamView, media_url
 
@@ -214,6 +214,50 @@ class StreamList(BaseModel):
 
     items: list[StreamOut]
     next_cursor: str | None = Field(default=None, description="Pass as ?cursor= for the next page; null at the end.")
+
+
+class HealthSampleOut(BaseModel):
+    """What the publisher sent over one window of a few seconds ending at ``t`` (null: nothing to measure)."""
+
+    model_config = _WIRE
+
+    t: datetime = Field(description="End of the window (UTC).")
+    bitrate_kbps: float | None = Field(description="Audio + video kbit/s over the window.")
+    frame_rate: float | None = Field(description="Video frames per second over the window.")
+    keyframe_interval: float | None = Field(
+        description="Seconds between the latest keyframes, or since the last one when that is longer already."
+    )
+
+    @classmethod
+    def of(cls, sample: HealthSample) -> HealthSampleOut:
+        """The public view of a health sample."""
+        return cls(
+            t=sample.t,
+            bitrate_kbps=sample.bitrate_kbps,
+            frame_rate=sample.frame_rate,
+            keyframe_interval=sample.keyframe_interval,
+        )
+
+
+class StreamHealth(BaseModel):
+    """A broadcast's live health: the ingest node's samples (newest last) and what it measured most recently."""
+
+    model_config = _WIRE
+
+    session_id: str = Field(description="The broadcast the samples belong to (``?session=``).")
+    status: Literal["live", "reconnecting", "ended"]
+    samples: list[HealthSampleOut] = Field(description="Oldest first; one every ~5 s, at most the last 120.")
+    media: MediaOut
+
+    @classmethod
+    def of_session(cls, session: SessionView) -> StreamHealth:
+        """The public view of a session item's health."""
+        return cls(
+            session_id=session.session_id,
+            status=session.status.value,
+            samples=[HealthSampleOut.of(sample) for sample in session.health],
+            media=MediaOut.of(session.media),
+        )
 
 
 class ChatMessageOut(BaseModel):

@@ -1,4 +1,4 @@
-"""Public stream routes: the live grid, one stream, and a broadcast's chat replay.
+"""Public stream routes: the live grid, one stream, a broadcast's live health and its chat replay.
 
 Rules:
 - Public and read-only: no auth, nothing about owners, never a stream key or its hash. Responses are built
@@ -10,6 +10,9 @@ Rules:
 - Chat is addressed by **media time** (seconds since the broadcast started), half-open ``[from, to)``, the same
   clock as the VOD player's ``currentTime``. ``session`` picks an older broadcast of the same stream; a session
   of another stream is a 404 like a missing one.
+- Health (``/streams/{id}/health``) is the session item's sample series (the catalog merges the node's
+  ``health.json`` into it): the latest broadcast's by default, ``session`` picks another of the same stream like
+  chat does. The latest broadcast before its session item exists has no samples yet (200, empty), not a 404.
 - The detail costs two ``GetItem`` calls: the session item's key is only known from the stream item, so one
   ``BatchGetItem`` cannot fetch both. Reads are eventually consistent (cheaper; the CDN caches them anyway).
 - A half-written item (moto shows the bare keys while the catalog creates a stream) is absent: 404 for one
@@ -37,7 +40,16 @@ from capturestream.streams import SessionView, StreamView
 
 from ..deps import DynamoDBClient, DynamoDep, SettingsDep
 from ..pagination import GSI1_KEY, TABLE_KEY, CursorParam, query_page
-from ..schemas import ChatMessageOut, ChatPage, ErrorResponse, StreamDetail, StreamList, StreamOut
+from ..schemas import (
+    ChatMessageOut,
+    ChatPage,
+    ErrorResponse,
+    MediaOut,
+    StreamDetail,
+    StreamHealth,
+    StreamList,
+    StreamOut,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +73,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "Invalid input; `error.fields` names each bad field."},
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No such stream."}}
+_NO_BROADCAST: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such stream, or no such broadcast of it."}
+}
 
 router = APIRouter(tags=["streams"], dependencies=[Depends(public_cache)], responses=_ERRORS)
 
 StreamId = Annotated[str, Path(alias="id", description="The stream's playback id.")]
+SessionParam = Annotated[
+    str | None,
+    Query(pattern=f"^{NAME_PATTERN.pattern}$", description="A broadcast id; default: the latest broadcast."),
+]
 
 
 @router.get("/streams", response_model=StreamList)
@@ -101,11 +120,7 @@ def get_stream(stream_id: StreamId, settings: SettingsDep, dynamodb: DynamoDep) 
     )
 
 
-@router.get(
-    "/streams/{id}/chat",
-    response_model=ChatPage,
-    responses={404: {"model": ErrorResponse, "description": "No such stream, or no such broadcast of it."}},
-)
+@router.get("/streams/{id}/chat", response_model=ChatPage, responses=_NO_BROADCAST)
 def get_chat(
     stream_id: StreamId,
     settings: SettingsDep,
@@ -117,10 +132,7 @@ def get_chat(
         float | None,
         Query(alias="to", ge=0, le=_MAX_SECONDS, allow_inf_nan=False, description="Media seconds, exclusive."),
     ] = None,
-    session: Annotated[
-        str | None,
-        Query(pattern=f"^{NAME_PATTERN.pattern}$", description="A broadcast id; default: the latest broadcast."),
-    ] = None,
+    session: SessionParam = None,
     limit: Annotated[int, Query(ge=1, le=MAX_CHAT_PAGE)] = DEFAULT_CHAT_PAGE,
     cursor: CursorParam = None,
 ) -> ChatPage:
@@ -138,6 +150,22 @@ def get_chat(
     items, next_cursor = query_page(dynamodb, settings.table_name, query, cursor, names=TABLE_KEY, accept=same_range)
     messages = [ChatMessageOut.of(ChatEntry.from_item(item)) for item in items]
     return ChatPage(session_id=session_id, items=messages, next_cursor=next_cursor)
+
+
+@router.get("/streams/{id}/health", response_model=StreamHealth, responses=_NO_BROADCAST)
+def get_health(
+    stream_id: StreamId, settings: SettingsDep, dynamodb: DynamoDep, session: SessionParam = None
+) -> StreamHealth:
+    """Get a broadcast's live health: bitrate, frame rate and keyframe interval over time, oldest first."""
+    stream = _get_stream(dynamodb, settings.table_name, stream_id)
+    found = _get_session(dynamodb, settings.table_name, session or stream.session_id, stream_id)
+    if found is not None:
+        return StreamHealth.of_session(found)
+    if session is not None and session != stream.session_id:
+        raise NotFound("broadcast not found")
+    return StreamHealth(  # the latest broadcast, its session item not written yet: no samples so far
+        session_id=stream.session_id, status=stream.status.value, samples=[], media=MediaOut.of(stream.media)
+    )
 
 
 def _media_ms(seconds: float) -> int:

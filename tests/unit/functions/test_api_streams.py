@@ -16,7 +16,15 @@ import pytest
 
 from capturestream import catalog, keys, table
 from capturestream.chat import ChatEntry, new_message_id
-from capturestream.models import MediaInfo, SessionManifestBody, hash_stream_key, new_playback_id, new_session_id
+from capturestream.models import (
+    HealthManifestBody,
+    HealthSample,
+    MediaInfo,
+    SessionManifestBody,
+    hash_stream_key,
+    new_playback_id,
+    new_session_id,
+)
 from capturestream.settings import get_settings
 from functions.api import handler as api_handler
 from tests.support.api import TABLE, WEB, call, create, event
@@ -24,6 +32,16 @@ from tests.support.api import TABLE, WEB, call, create, event
 CDN = "https://cdn.test"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 MEDIA = MediaInfo(video_codec="avc1.64001f", audio_codec="mp4a.40.2", width=1280, height=720, frame_rate=30.0)
+#: :data:`MEDIA` as the API shows it.
+MEDIA_JSON = {
+    "videoCodec": "avc1.64001f",
+    "audioCodec": "mp4a.40.2",
+    "width": 1280,
+    "height": 720,
+    "frameRate": 30.0,
+    "bitrateKbps": None,
+    "keyframeInterval": None,
+}
 LIVE, ENDED = keys.ManifestKind.STARTED, keys.ManifestKind.ENDED
 
 
@@ -117,15 +135,7 @@ def test_lists_live_streams_newest_first_with_public_fields(db: Any) -> None:
         "endedAt": None,
         "duration": None,
         "sessionId": newest.session_id,
-        "media": {
-            "videoCodec": "avc1.64001f",
-            "audioCodec": "mp4a.40.2",
-            "width": 1280,
-            "height": 720,
-            "frameRate": 30.0,
-            "bitrateKbps": None,
-            "keyframeInterval": None,
-        },
+        "media": MEDIA_JSON,
     }
 
 
@@ -261,6 +271,78 @@ def test_a_half_written_stream_is_404_and_left_out_of_the_grid(db: Any) -> None:
     assert status == 200 and sorted(ids(listing)) == sorted([shown.playback_id, starting])
 
 
+# ------------------------------------------------------------------------------------------------ health
+
+
+def report_health(db: Any, body: SessionManifestBody, *seconds: int) -> None:
+    """Merge a health.json with samples ``seconds`` after the broadcast started, as the catalog does."""
+    samples = [
+        HealthSample(t=body.started_at + timedelta(seconds=s), bitrate_kbps=2500.0 - s, frame_rate=30.0)
+        for s in seconds
+    ]
+    media = MEDIA.model_copy(update={"bitrate_kbps": samples[-1].bitrate_kbps, "keyframe_interval": 2.0})
+    health = HealthManifestBody(
+        channel_id=body.channel_id,
+        playback_id=body.playback_id,
+        session_id=body.session_id,
+        media=media,
+        samples=samples,
+    )
+    item = db.get_item(TableName=TABLE, Key=table.session_key(body.session_id), ConsistentRead=True).get("Item")
+    _apply(db, catalog.health_update(health, table.from_item(item) if item else None))
+
+
+def test_health_of_the_latest_broadcast(db: Any) -> None:
+    body = broadcast(db)
+    report_health(db, body, 10, 5)
+    report_health(db, body, 10, 15)
+    status, headers, health = call("GET", f"/api/streams/{body.playback_id}/health")
+    assert status == 200
+    assert headers["cache-control"] == "public, max-age=2"
+    assert health == {
+        "sessionId": body.session_id,
+        "status": "live",
+        "samples": [
+            {"t": f"2026-03-01T12:00:{s:02d}Z", "bitrateKbps": 2500.0 - s, "frameRate": 30.0, "keyframeInterval": None}
+            for s in (5, 10, 15)
+        ],
+        "media": {**MEDIA_JSON, "bitrateKbps": 2485.0, "keyframeInterval": 2.0},
+    }
+
+
+def test_health_of_an_older_broadcast_and_of_none(db: Any) -> None:
+    older = broadcast(db, minute=0, kind=ENDED)
+    report_health(db, older, 5)
+    newer = broadcast(db, older.playback_id, minute=10)  # live, its first health.json not there yet
+    _, _, latest = call("GET", f"/api/streams/{older.playback_id}/health")
+    assert (latest["sessionId"], latest["status"], latest["samples"]) == (newer.session_id, "live", [])
+    _, _, past = call("GET", f"/api/streams/{older.playback_id}/health", query=f"session={older.session_id}")
+    assert (past["sessionId"], past["status"], len(past["samples"])) == (older.session_id, "ended", 1)
+
+
+def test_health_of_a_stream_whose_session_is_not_catalogued_yet_is_empty(db: Any) -> None:
+    body = broadcast(db)
+    db.put_item(TableName=TABLE, Item=table.session_key(body.session_id))  # keys only, mid-update
+    status, _, health = call("GET", f"/api/streams/{body.playback_id}/health")
+    assert status == 200 and (health["sessionId"], health["status"], health["samples"]) == (body.session_id, "live", [])
+    assert health["media"]["videoCodec"] == "avc1.64001f"  # the stream's media meanwhile
+
+
+def test_health_of_a_foreign_or_missing_broadcast_or_stream_is_404(db: Any) -> None:
+    mine, theirs = broadcast(db), broadcast(db)
+    for path, query in (
+        (f"/api/streams/{mine.playback_id}/health", f"session={theirs.session_id}"),
+        (f"/api/streams/{mine.playback_id}/health", "session=20260301T120000Z-nope00"),
+        ("/api/streams/zzzzzzzzzzzzzzzz/health", ""),
+        ("/api/streams/bad.id/health", ""),
+    ):
+        status, headers, body = call("GET", path, query=query)
+        assert (status, body["error"]["code"]) == (404, "not_found"), path
+        assert headers["cache-control"] == "no-store"
+    status, _, body = call("GET", f"/api/streams/{mine.playback_id}/health", query="session=../x")
+    assert status == 422 and body["error"]["fields"][0]["field"] == "query.session"
+
+
 # ------------------------------------------------------------------------------------------------ chat
 
 
@@ -372,9 +454,20 @@ def test_openapi_documents_the_stream_routes(api_env: Any) -> None:
         ("/api/streams", "get", {"422"}),
         ("/api/stream/{id}", "get", {"404", "422"}),
         ("/api/streams/{id}/chat", "get", {"404", "422"}),
+        ("/api/streams/{id}/health", "get", {"404", "422"}),
     ):
         operation = spec["paths"][path][method]
         assert operation["summary"] and operation["description"]
         assert set(operation["responses"]) >= {"200"} | errors
     chat_params = {p["name"] for p in spec["paths"]["/api/streams/{id}/chat"]["get"]["parameters"]}
     assert chat_params == {"id", "from", "to", "session", "limit", "cursor"}
+    health_params = {p["name"] for p in spec["paths"]["/api/streams/{id}/health"]["get"]["parameters"]}
+    assert health_params == {"id", "session"}
+    sample = spec["components"]["schemas"]["HealthSampleOut"]["properties"]
+    assert set(sample) == {"t", "bitrateKbps", "frameRate", "keyframeInterval"}
+    assert set(spec["components"]["schemas"]["StreamHealth"]["properties"]) == {
+        "sessionId",
+        "status",
+        "samples",
+        "media",
+    }

@@ -249,3 +249,112 @@ def test_ended_without_duration_derives_it() -> None:
     values = session_update(body, keys.ManifestKind.ENDED)["ExpressionAttributeValues"]
     assert {"N": "600.0"} in values.values()
     assert datetime.fromisoformat(ENDED["ended_at"]).tzinfo == UTC
+
+
+# ---------------------------------------------------------------------------------------------- health
+
+
+def _health(*seconds: int, session_id: str = SID) -> dict:
+    """A health.json body with one sample at each of ``seconds`` after the broadcast started (``100 * s`` kbps:
+    a sample is the same in every version that repeats it); its media has the newest sample's bitrate."""
+    return {
+        "channel_id": STARTED["channel_id"],
+        "playback_id": PB,
+        "session_id": session_id,
+        "media": {**STARTED["media"], "bitrate_kbps": 100.0 * max(seconds, default=0)},
+        "samples": [
+            {"t": f"2026-11-25T15:{s // 60:02d}:{s % 60:02d}+00:00", "bitrate_kbps": 100.0 * s, "frame_rate": 30.0}
+            for s in seconds
+        ],
+    }
+
+
+def _put_health(s3, body: dict, session_id: str = SID) -> str:
+    key = keys.HealthManifest(playback_id=PB, session_id=session_id).key
+    s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(body).encode())
+    return key
+
+
+def _rows(dynamodb) -> list[int]:
+    return [row[0] for row in _session(dynamodb).get(table.HEALTH, [])]
+
+
+def test_health_versions_in_any_order_and_twice_merge_into_one_series(aws) -> None:
+    """Each version of health.json repeats recent samples; the session keeps their union, keyed by time."""
+    s3, dynamodb = aws
+    _deliver(s3, "started0")
+    versions = [_health(5, 10), _health(5, 10, 15, 20), _health(15, 20, 25, 30)]
+    for index in (2, 0, 1, 1, 2, 0):  # S3 may hand an older version to a slower invocation
+        key = _put_health(s3, versions[index])
+        assert catalog_handler.handler(_sqs_event(key), None) == {"batchItemFailures": []}
+    session, stream = _session(dynamodb), _stream(dynamodb)
+    assert [row[1] for row in session[table.HEALTH]] == [500, 1000, 1500, 2000, 2500, 3000]
+    assert _rows(dynamodb) == sorted(_rows(dynamodb))
+    assert session[table.HEALTH_VERSION] == 2  # writes: the newest version, then the oldest; nothing else was new
+    assert session["media"]["bitrate_kbps"] == 3000 and stream["media"]["bitrate_kbps"] == 3000
+    assert stream["media"]["width"] == 1280  # the whole media description, not only the rates
+    assert session["status"] == stream["status"] == "live"
+
+
+def test_health_before_the_session_is_catalogued_is_skipped_and_repeated_later(aws) -> None:
+    s3, dynamodb = aws
+    key = _put_health(s3, _health(5))
+    assert catalog_handler.handler(_sqs_event(key), None) == {"batchItemFailures": []}
+    item = dynamodb.get_item(TableName="capturestream-MediaTable", Key=table.session_key(SID))
+    assert "Item" not in item  # no half-written session item
+    _deliver(s3, "started0")
+    catalog_handler.handler(_sqs_event(_put_health(s3, _health(5, 10))), None)
+    assert len(_rows(dynamodb)) == 2
+
+
+def test_a_deleted_health_manifest_is_skipped(aws) -> None:
+    s3, dynamodb = aws
+    _deliver(s3, "started0")
+    key = keys.HealthManifest(playback_id=PB, session_id=SID).key  # never stored (or deleted with its recording)
+    assert catalog_handler.handler(_sqs_event(key), None) == {"batchItemFailures": []}
+    assert table.HEALTH not in _session(dynamodb)
+
+
+def test_health_of_an_ended_broadcast_keeps_its_final_media(aws) -> None:
+    s3, dynamodb = aws
+    _deliver(s3, "started0")
+    _deliver(s3, "ended")
+    catalog_handler.handler(_sqs_event(_put_health(s3, _health(595))), None)
+    session, stream = _session(dynamodb), _stream(dynamodb)
+    assert len(_rows(dynamodb)) == 1  # the last samples still count
+    assert "bitrate_kbps" not in session["media"] and "bitrate_kbps" not in stream["media"]
+    assert session["status"] == stream["status"] == "ended"
+
+
+def test_the_stream_media_is_refreshed_at_most_every_30_s_of_samples(aws) -> None:
+    s3, dynamodb = aws
+    _deliver(s3, "started0")
+    for last in (10, 20, 30, 40):
+        catalog_handler.handler(_sqs_event(_put_health(s3, _health(last - 5, last))), None)
+        assert _session(dynamodb)["media"]["bitrate_kbps"] == 100 * last
+    assert _stream(dynamodb)["media"]["bitrate_kbps"] == 4000  # 10 s, then 40 s: 30 s apart
+    catalog_handler.handler(_sqs_event(_put_health(s3, _health(50))), None)
+    assert _stream(dynamodb)["media"]["bitrate_kbps"] == 4000
+
+
+def test_a_concurrent_health_write_is_merged_not_lost(aws, monkeypatch) -> None:
+    """Another invocation writes between this one's read and write: the condition fails, it reads again."""
+    s3, dynamodb = aws
+    _deliver(s3, "started0")
+    real_update = catalog_handler.catalog.health_update
+    raced = []
+
+    def health_update(body, session):  # noqa: ANN001, ANN202
+        update = real_update(body, session)
+        if not raced:  # the other invocation lands its version first
+            raced.append(True)
+            dynamodb.update_item(TableName="capturestream-MediaTable", **real_update(other, session))
+        return update
+
+    from capturestream.models import HealthManifestBody
+
+    other = HealthManifestBody.model_validate(_health(100, 105))
+    monkeypatch.setattr(catalog_handler.catalog, "health_update", health_update)
+    key = _put_health(s3, _health(5, 10))
+    assert catalog_handler.handler(_sqs_event(key, key), None) == {"batchItemFailures": []}
+    assert len(_rows(dynamodb)) == 4 and _session(dynamodb)[table.HEALTH_VERSION] == 2

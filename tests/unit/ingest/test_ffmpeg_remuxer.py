@@ -26,7 +26,7 @@ from ingest_node.broadcast import Broadcast
 from ingest_node.ffmpeg_remuxer import FfmpegRemuxer, RemuxerError
 from ingest_node.uploader import Upload
 from mediakit.cmaf import InitSegment, Output, Segment, Segmenter, UnsupportedMedia
-from tests.unit.media.support import FFMPEG, FFPROBE, Tag, amf0_metadata, ffprobe_streams, read_flv, run
+from tests.unit.media.support import FFMPEG, FFPROBE, Tag, amf0_metadata, ffprobe_streams, publish, read_flv, run
 
 pytestmark = pytest.mark.skipif(FFMPEG is None or FFPROBE is None, reason="ffmpeg/ffprobe not installed")
 
@@ -250,13 +250,7 @@ async def _broadcast(tags: list[Tag], **options: Any) -> tuple[Broadcast, FakeUp
     uploader = FakeUploader()
     channel, _ = Channel.create(name="fallback", owner="o")
     broadcast = Broadcast(channel, uploader, segment_seconds=1.0, node_id="test", **options)  # type: ignore[arg-type]
-    for tag in tags:
-        if tag.kind == 18:
-            await broadcast.on_metadata(amf0_metadata(tag.body))
-        elif tag.kind == 9:
-            await broadcast.on_video(tag.timestamp, tag.body)
-        elif tag.kind == 8:
-            await broadcast.on_audio(tag.timestamp, tag.body)
+    await publish(broadcast, tags)
     await broadcast.end("test")
     return broadcast, uploader
 

@@ -72,6 +72,17 @@ def _amf0_value(data: bytes, pos: int) -> tuple[Any, int]:
     raise AssertionError(f"AMF0 marker {marker} not supported by the test reader")
 
 
+async def publish(target: Any, tags: list[Tag]) -> None:
+    """Feed FLV tags to anything shaped like ``ingest_node.broadcast.Broadcast`` (as its RTMP publisher would)."""
+    for tag in tags:
+        if tag.kind == 18:
+            await target.on_metadata(amf0_metadata(tag.body))
+        elif tag.kind == 9:
+            await target.on_video(tag.timestamp, tag.body)
+        elif tag.kind == 8:
+            await target.on_audio(tag.timestamp, tag.body)
+
+
 def feed_tags(segmenter: Segmenter, tags: list[Tag], *, offset_ms: int = 0) -> list[Output]:
     """Feed FLV tags as RTMP messages would arrive (timestamps shifted by ``offset_ms``)."""
     outputs: list[Output] = []
