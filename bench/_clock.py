@@ -133,7 +133,7 @@ READER_JS = Template("""
       try { value = v.videoWidth ? read(v) : null; } catch (e) { state.errors.push(String(e)); }
       if (value === null) state.unreadable++;
       else state.samples.push([wall, value, ((wall % MOD) - value + MOD) % MOD, meta.mediaTime,
-                               v.videoWidth, ...player()]);
+                               v.videoWidth, ...player(), wall - (performance.timeOrigin + meta.expectedDisplayTime)]);
       v.requestVideoFrameCallback(onFrame);
     };
     v.requestVideoFrameCallback(onFrame);
@@ -154,7 +154,17 @@ READER_JS = Template("""
     white=WHITE_ABOVE,
 )
 """Injected with ``add_init_script``: attaches a ``requestVideoFrameCallback`` reader to the page's video element
-and appends ``[Date.now(), stamp, g2g ms, mediaTime, videoWidth, Date.now() − hls.playingDate ms, hls.latency s]``
-to ``window.__g2g.samples`` for every readable presented frame."""
+and appends ``[Date.now(), stamp, g2g ms, mediaTime, videoWidth, Date.now() − hls.playingDate ms, hls.latency s,
+Date.now() − the frame's expected display time ms]`` to ``window.__g2g.samples`` for every readable presented frame
+(the last one is how late the callback ran: a busy renderer inflates g2g by that much)."""
 
-SAMPLE_FIELDS = ("wall_ms", "stamp", "g2g_ms", "media_time", "video_width", "hls_playing_date_ms", "hls_latency_s")
+SAMPLE_FIELDS = (
+    "wall_ms",
+    "stamp",
+    "g2g_ms",
+    "media_time",
+    "video_width",
+    "hls_playing_date_ms",
+    "hls_latency_s",
+    "callback_delay_ms",
+)

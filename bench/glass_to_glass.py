@@ -223,6 +223,7 @@ def row_summary(watches: list[Watch], subject: str) -> dict[str, Any]:
         "dropped": sum(w.quality.get("dropped") or 0 for w in mine),
         "player": "hls.js" if any(w.player for w in mine) else "no capturestreamPlayer",
         "frames": sum(w.quality.get("frames") or 0 for w in mine),
+        "callback_delay": summarize([s[7] / 1000 for s in samples], quantiles=(50, 95)),
         "publisher_speed": _ratio(
             sum(w.quality.get("media_seconds", 0) for w in mine), sum(w.quality.get("capture_seconds", 0) for w in mine)
         ),
@@ -386,7 +387,8 @@ def _print_report(
         print(
             f"- {row['subject']}: {row['g2g']['n']} frames read of {row['frames']} decoded in the window; media time "
             f"per second of capture clock {'—' if speed is None else f'{speed:.3f}'} (1: the publisher kept real "
-            "time)."
+            f"time); frame callback after the frame's display time p50 {ms(row['callback_delay'].get('p50'))}, "
+            f"p95 {ms(row['callback_delay'].get('p95'))} (in g2g)."
         )
         if speed is not None and speed < REAL_TIME:
             print("  **The publisher fell behind real time: the box is overloaded and this row measures the load.**")

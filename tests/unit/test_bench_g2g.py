@@ -18,7 +18,7 @@ FRAME = 1280 * 720 * 3
 
 
 def _watch(subject: str, g2g_ms: list[int], *, latency: float | None = 1.0, failure: str | None = None) -> g2g.Watch:
-    samples = [[0, 0, value, 0.0, 1280, value + 50, latency] for value in g2g_ms]
+    samples = [[0, 0, value, 0.0, 1280, value + 50, latency, 4] for value in g2g_ms]
     return g2g.Watch(subject, 0, samples=samples, failure=failure)
 
 
