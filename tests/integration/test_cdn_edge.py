@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -199,6 +200,11 @@ async def test_runtime_config_is_served_fresh_without_cors(edge, tmp_path: Path)
     assert (await without.handle(make_mocked_request("GET", "/config.json"))).status == 404
     page = await without.handle(make_mocked_request("GET", "/index.html"))
     assert page.headers["Content-Security-Policy"] == content_security_policy()
+    without.configure(RUNTIME_CONFIG)  # `up` learns its URLs after the edge started
+    configured = await without.handle(make_mocked_request("GET", "/config.json"))
+    assert configured.status == 200 and json.loads(configured.body) == RUNTIME_CONFIG
+    page = await without.handle(make_mocked_request("GET", "/index.html"))
+    assert "connect-src 'self' ws://127.0.0.1:8001 ws://127.0.0.1:8002;" in page.headers["Content-Security-Policy"]
 
 
 def test_connect_sources_are_origins_of_url_values_only() -> None:
