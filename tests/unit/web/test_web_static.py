@@ -116,7 +116,7 @@ def test_pages_reference_only_files_that_exist(page: Path):
 def test_vendored_libraries_carry_their_licences():
     for library in ("hls.js", "uplot"):
         folder = WEB / "vendor" / library
-        assert (folder / "LICENSE").is_file() and (folder / "VERSION").is_file(), library
+        assert (folder / "LICENSE.txt").is_file() and (folder / "VERSION.txt").is_file(), library
 
 
 def test_pages_stay_small_before_the_player_library():
