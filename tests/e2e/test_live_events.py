@@ -92,8 +92,9 @@ async def test_a_broadcast_seen_by_websocket_viewers_and_the_rest_api(system: Sy
         await lobby.send(type="register", role="viewer")
         alice = await Viewer(http, f"{ws_url}?viewer=alice-1").open()
         await alice.send(type="register", role="viewer")
-        await alice.send(type="subscribe", streamId=playback_id)
-        await alice.wait_for(_count(alice, playback_id)(1))
+        await alice.send(type="subscribe", streamId=playback_id)  # too early: the channel has never been live
+        _, refused = await alice.wait_for(lambda m: m["type"] == "error")
+        assert refused["code"] == "not_found"
         await asyncio.sleep(0.5)  # let the lobby's register land before the stream goes live
 
         # Go live: streamLive reaches the lobby within 1 s of started.json landing in S3.
@@ -113,6 +114,8 @@ async def test_a_broadcast_seen_by_websocket_viewers_and_the_rest_api(system: Sy
             assert live["stream"]["title"] == "Events e2e"
             assert live["stream"]["playbackUrl"].endswith("/index.m3u8")
             assert arrived - seen[started_key] < 1.0, f"streamLive {arrived - seen[started_key]:.3f} s after S3"
+            await alice.send(type="subscribe", streamId=playback_id)  # now it exists
+            await alice.wait_for(_count(alice, playback_id)(1))
 
             status, listing = system.request("GET", "/api/streams", token=None)
             assert status == 200 and playback_id in [s["id"] for s in listing["items"]]
