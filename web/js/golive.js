@@ -83,6 +83,9 @@ export class BrowserBroadcast extends EventTarget {
       mimeType,
       videoBitsPerSecond: settings.videoBitrateKbps * 1000,
       audioBitsPerSecond: settings.audio ? settings.audioBitrateKbps * 1000 : undefined,
+      // Chromium ≥ 119: a keyframe every N ms, so the node can cut 1 s segments from the copied H.264
+      // (without it the encoder decides, and segments — hence latency — follow its much longer GOP).
+      videoKeyFrameIntervalDuration: settings.keyframeIntervalSeconds * 1000,
     });
     this.recorder = recorder;
     recorder.addEventListener('dataavailable', (event) => {
