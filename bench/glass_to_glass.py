@@ -15,15 +15,19 @@ Method:
         also holds a copy of ``web/``; the same edge class (``devstack.cdn_edge.CdnEdge``) serves it from an aiohttp
         app in this process; the same page plays it as ``<edge>/watch.html?src=/ref/index.m3u8``.
     Viewer: Playwright's Chromium (``/usr/bin/chromium``, ``--autoplay-policy=no-user-gesture-required``), a fresh
-    context per subject with the clock reader injected by ``add_init_script`` (``bench._clock.READER_JS``): for every
+    context per page load with the clock reader injected by ``add_init_script`` (``bench._clock.READER_JS``): for every
     presented frame (``requestVideoFrameCallback``) it draws the clock band of the video at its intrinsic resolution
     onto a 1280x76 canvas, reads the stamp and records ``Date.now() − stamp``, and, when the page exposes its hls.js
     as ``window.capturestreamPlayer``, ``Date.now() − hls.playingDate`` and ``hls.latency`` beside it.
     Samples are taken for ``--window`` seconds after ``--warmup`` seconds counted from the first readable frame.
+    Each subject's page is loaded ``--views`` times, one after the other, on the same publisher: hls.js reloads the
+    live playlist about once per segment, so the phase between a segment being listed and the player seeing it is
+    drawn once per page load (0 to 1 s) and then holds for the whole view; one view is one draw of it.
 
-Usage: ``python -m bench.glass_to_glass [--warmup 10] [--window 30] [--runs 1] [--web-root DIR] [--json] [--quick]
-[--results-dir DIR]``. ``--web-root`` serves the pages from another folder (the CaptureStream row then plays the
-``playbackUrl`` the API reports, as ``watch.html?src=<absolute URL>``, through ``up``'s edge).
+Usage: ``python -m bench.glass_to_glass [--warmup 10] [--window 20] [--views 3] [--runs 1] [--web-root DIR] [--json]
+[--quick] [--results-dir DIR]``; ``--quick``: one 5 s view after 3 s. ``--web-root`` serves the pages from another
+folder (the CaptureStream row then plays the ``playbackUrl`` the API reports, as ``watch.html?src=<absolute URL>``,
+through ``up``'s edge).
 Exit status 0 when both subjects were measured (a missed target is in the table); 1 when one failed (nothing started,
 the publisher died, no frame decoded); 2 when something it needs is missing (ffmpeg, Chromium, ``watch.html``).
 """
@@ -52,6 +56,7 @@ from bench._stats import (
     environment_line,
     markdown_table,
     ms,
+    percentile,
     sec,
     shown,
     summarize,
@@ -76,10 +81,11 @@ CAPTURESTREAM, REFERENCE = "CaptureStream", "reference"
 
 @dataclass
 class Watch:
-    """One subject watched once: the raw samples of its measuring window and what the page showed."""
+    """One page load of one subject: the raw samples of its measuring window and what the page showed."""
 
     subject: str
     run: int
+    view: int = 0
     page_url: str = ""
     samples: list[list[Any]] = field(default_factory=list)  # rows of _clock.SAMPLE_FIELDS
     unreadable: int = 0
@@ -111,9 +117,10 @@ _PAGE_STATE = """() => {
 }"""
 
 
-async def watch(browser: Any, subject: str, run: int, url: str, encoder: Encoder, args: argparse.Namespace) -> Watch:
-    """Open ``url`` in a fresh context, wait for the first readable frame, warm up, then sample ``args.window`` s."""
-    result = Watch(subject, run, page_url=url, live_seconds=time.monotonic() - encoder.spawned_at)
+async def watch(browser: Any, result: Watch, encoder: Encoder, args: argparse.Namespace) -> Watch:
+    """Open the page in a fresh context, wait for the first readable frame, warm up, then sample ``args.window`` s."""
+    url = result.page_url
+    result.live_seconds = time.monotonic() - encoder.spawned_at
     context = await browser.new_context(viewport={"width": 1280, "height": 720})
     try:
         await context.add_init_script(_clock.READER_JS)
@@ -187,12 +194,17 @@ async def measure(args: argparse.Namespace, scratch: Path) -> list[Watch]:
                         if name == REFERENCE
                         else capturestream(pages if args.web_root else None, http, folder)
                     )
-                    print(f"[{run + 1}/{args.runs}] {name} …", file=sys.stderr, flush=True)
+                    print(f"[{run + 1}/{args.runs}] {name}: {args.views} view(s) …", file=sys.stderr, flush=True)
+                    views = [Watch(name, run, view) for view in range(args.views)]
+                    watches.extend(views)
                     try:
                         async with subject as (url, encoder):
-                            watches.append(await watch(browser, name, run, url, encoder, args))
+                            for view in views:  # one page load each: a fresh draw of the playlist poll's phase
+                                view.page_url = url
+                                await watch(browser, view, encoder, args)
                     except (Failed, PlaywrightError) as error:
-                        watches.append(Watch(name, run, failure=str(error)))
+                        for view in views:
+                            view.failure = view.failure or (str(error) if not view.samples else None)
                         print(f"bench.glass_to_glass: {name}: {error}", file=sys.stderr)
             await browser.close()
     finally:
@@ -205,7 +217,7 @@ async def measure(args: argparse.Namespace, scratch: Path) -> list[Watch]:
 
 def row_summary(watches: list[Watch], subject: str) -> dict[str, Any]:
     """Pooled figures of one subject over its runs (g2g in seconds)."""
-    mine = [w for w in watches if w.subject == subject and w.failure is None]
+    mine = [w for w in watches if w.subject == subject and w.failure is None and w.samples]
     samples = [s for w in mine for s in w.samples]
     g2g = [s[2] / 1000 for s in samples]
     latency = [s[6] for s in samples if s[6] is not None]
@@ -224,6 +236,7 @@ def row_summary(watches: list[Watch], subject: str) -> dict[str, Any]:
         "player": "hls.js" if any(w.player for w in mine) else "no capturestreamPlayer",
         "frames": sum(w.quality.get("frames") or 0 for w in mine),
         "callback_delay": summarize([s[7] / 1000 for s in samples], quantiles=(50, 95)),
+        "view_p50s": [percentile([s[2] / 1000 for s in w.samples], 50) for w in mine if w.samples],
         "publisher_speed": _ratio(
             sum(w.quality.get("media_seconds", 0) for w in mine), sum(w.quality.get("capture_seconds", 0) for w in mine)
         ),
@@ -300,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the bench; print the table (or JSON); write the raw results."""
     parser = argparse.ArgumentParser(prog="python -m bench.glass_to_glass", description=__doc__.split("\n\n")[0])
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds after the first frame (default 10)")
-    parser.add_argument("--window", type=float, default=30.0, help="seconds of samples per subject (default 30)")
+    parser.add_argument("--window", type=float, default=20.0, help="seconds of samples per page load (default 20)")
+    parser.add_argument("--views", type=int, default=3, help="page loads per subject and run (default 3)")
     parser.add_argument("--runs", type=int, default=1, help="runs of both subjects, alternating order (default 1)")
     parser.add_argument("--web-root", type=Path, default=None, help=f"pages to serve (default {WEB_ROOT})")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of the table")
@@ -308,9 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.quick:
-        args.warmup, args.window = 3.0, 5.0
-    if args.warmup < 0 or args.window <= 0 or args.runs < 1:
-        parser.error("--warmup must be >= 0, --window > 0 and --runs >= 1")
+        args.warmup, args.window, args.views = 3.0, 5.0, 1
+    if args.warmup < 0 or args.window <= 0 or args.runs < 1 or args.views < 1:
+        parser.error("--warmup must be >= 0, --window > 0, --runs and --views >= 1")
     if args.web_root is not None:
         args.web_root = args.web_root.resolve()
     reason = missing(args)
@@ -319,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     env = environment()
-    budget = args.runs * 2 * (LIVE_TIMEOUT + FIRST_FRAME_TIMEOUT + args.warmup + args.window + 60)
+    budget = args.runs * 2 * (LIVE_TIMEOUT + 60 + args.views * (FIRST_FRAME_TIMEOUT + args.warmup + args.window))
     with tempfile.TemporaryDirectory(prefix="bench-g2g-") as name:
         try:
             watches = asyncio.run(_bounded(measure(args, Path(name)), budget))
@@ -334,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [row_summary(watches, subject) for subject in (CAPTURESTREAM, REFERENCE)]
     verdict = report(rows)
     failed = [w for w in watches if w.failure or not w.samples]
-    summary = {"rows": rows, **verdict, "failures": [f"{w.subject} run {w.run}: {w.failure}" for w in failed]}
+    failures = [f"{w.subject} run {w.run} view {w.view}: {w.failure}" for w in failed]
+    summary = {"rows": rows, **verdict, "failures": failures}
     path = write_results(
         "glass_to_glass",
         {
@@ -345,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                 "warmup": args.warmup,
                 "window": args.window,
                 "runs": args.runs,
+                "views": args.views,
                 "web_root": str(args.web_root or WEB_ROOT),
                 "fps": FPS,
                 "ready_segments": READY_SEGMENTS,
@@ -373,7 +389,8 @@ def _print_report(
     pages = "web/" if args.web_root is None else str(args.web_root)
     print(
         f"## Glass-to-glass: Chromium + hls.js ({pages} watch.html), 720p30 x264 zerolatency GOP 1 s, 1 s segments; "
-        f"{args.warmup:g} s warm-up, {args.window:g} s window, {args.runs} run(s)\n"
+        f"{args.views} page load(s) × ({args.warmup:g} s warm-up, {args.window:g} s window) per subject, "
+        f"{args.runs} run(s)\n"
     )
     print(table(rows, verdict))
     print()
@@ -388,7 +405,9 @@ def _print_report(
             f"- {row['subject']}: {row['g2g']['n']} frames read of {row['frames']} decoded in the window; media time "
             f"per second of capture clock {'—' if speed is None else f'{speed:.3f}'} (1: the publisher kept real "
             f"time); frame callback after the frame's display time p50 {ms(row['callback_delay'].get('p50'))}, "
-            f"p95 {ms(row['callback_delay'].get('p95'))} (in g2g)."
+            f"p95 {ms(row['callback_delay'].get('p95'))} (in g2g); g2g p50 of each page load: "
+            + ", ".join(sec(value) for value in row["view_p50s"])
+            + "."
         )
         if speed is not None and speed < REAL_TIME:
             print("  **The publisher fell behind real time: the box is overloaded and this row measures the load.**")
@@ -397,7 +416,7 @@ def _print_report(
     if failed:
         print(f"\n{len(failed)} subject run(s) failed:")
         for w in failed:
-            print(f"- {w.subject} run {w.run}: {w.failure}")
+            print(f"- {w.subject} run {w.run} view {w.view}: {w.failure}")
     print(f"\nRaw results: {shown(path)}")
 
 
