@@ -93,15 +93,13 @@ class Endpoints:
         return {**data, **self.extra}
 
 
-def web_runtime_config(endpoints: Endpoints, stage: str) -> dict[str, Any]:
+def web_runtime_config(endpoints: Endpoints) -> dict[str, Any]:
     """The web app's ``/config.json``: where its pages find the API, the WebSocket gateway and ingest."""
     return {
         "apiUrl": endpoints.api_url,
         "wsUrl": endpoints.ws_url,
-        "captureWsUrl": endpoints.as_dict().get("capture_ws_url"),
+        "captureWsUrl": endpoints.capture_ws_url,
         "rtmpUrl": endpoints.rtmp_url,
-        "cdnUrl": endpoints.cdn_url,
-        "stage": stage,
     }
 
 
@@ -177,7 +175,7 @@ class LocalStack:
             extra={"table": provisioned.table.name, "aws_endpoint": endpoint, "pid": os.getpid()},
         )
         if self.cdn is not None:
-            self.cdn.configure(web_runtime_config(self.endpoints, self.config.stage))
+            self.cdn.configure(web_runtime_config(self.endpoints))
         self._write_private(TOKEN_FILE, tokens.issue_token(secret, DEV_OWNER, DEV_TOKEN_TTL, name="Local owner"))
         self._write_private(STACK_FILE, json.dumps(self.endpoints.as_dict(), indent=2))
         self.ready_seconds = time.perf_counter() - started

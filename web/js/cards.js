@@ -83,9 +83,8 @@ export function videoCard(recording) {
           h('div', { class: 'card-meta' }, `Streamed ${ago(when)}`)))));
 }
 
-/** True when a stream or recording matches a search query (title; the title is the channel's name). */
+/** True when a stream or recording matches a search query (its title, which is the channel's name). */
 export function matches(item, query) {
   if (!query) return true;
-  const q = query.trim().toLocaleLowerCase();
-  return [item.title, item.channelName].some((text) => (text || '').toLocaleLowerCase().includes(q));
+  return (item.title || '').toLocaleLowerCase().includes(query.trim().toLocaleLowerCase());
 }

@@ -134,20 +134,27 @@ export class ChatPanel {
   }
 }
 
+/** A broadcast's chat between media times (`params`: session, from, to, limit), following the cursor for at most
+ * `maxPages` pages; oldest first. */
+async function chatMessages(streamId, params, maxPages = Infinity) {
+  const items = [];
+  let cursor = null;
+  for (let page = 0; page < maxPages; page += 1) {
+    const query = new URLSearchParams(params);
+    if (cursor) query.set('cursor', cursor);
+    const result = await api(`/api/streams/${encodeURIComponent(streamId)}/chat?${query}`);
+    items.push(...result.items);
+    cursor = result.nextCursor;
+    if (!cursor) break;
+  }
+  return items;
+}
+
 /** Recent chat of the live broadcast (the last ten minutes, at most 100 messages), oldest first. */
 export async function recentChat(streamId, sessionId, startedAt) {
   const elapsed = startedAt ? (Date.now() - Date.parse(startedAt)) / 1000 : 0;
   const from = Math.max(0, elapsed - 600);
-  let cursor = null;
-  let items = [];
-  for (let page = 0; page < 5; page += 1) {
-    const query = new URLSearchParams({ session: sessionId, from: from.toFixed(3), limit: '100' });
-    if (cursor) query.set('cursor', cursor);
-    const result = await api(`/api/streams/${encodeURIComponent(streamId)}/chat?${query}`);
-    items = items.concat(result.items);
-    cursor = result.nextCursor;
-    if (!cursor) break;
-  }
+  const items = await chatMessages(streamId, { session: sessionId, from: from.toFixed(3), limit: '100' }, 5);
   return items.slice(-100);
 }
 
@@ -176,17 +183,9 @@ export class ChatReplay {
   }
 
   async fetchWindow(index) {
-    let cursor = null;
-    const found = [];
-    do {
-      const query = new URLSearchParams({
-        session: this.sessionId, from: String(index * REPLAY_WINDOW), to: String((index + 1) * REPLAY_WINDOW), limit: '500',
-      });
-      if (cursor) query.set('cursor', cursor);
-      const page = await api(`/api/streams/${encodeURIComponent(this.streamId)}/chat?${query}`);
-      found.push(...page.items);
-      cursor = page.nextCursor;
-    } while (cursor);
+    const found = await chatMessages(this.streamId, {
+      session: this.sessionId, from: String(index * REPLAY_WINDOW), to: String((index + 1) * REPLAY_WINDOW), limit: '500',
+    });
     this.messages = this.messages.concat(found).sort((a, b) => a.mediaTime - b.mediaTime);
     this.sync(true);
   }

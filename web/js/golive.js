@@ -4,12 +4,13 @@
 // this message), then binary chunks in order; `stop_capture` ends the broadcast at once. Closing the tab is a
 // dropped connection: the stream shows "reconnecting" for the reconnect window, then ends.
 
+import { Emitter } from './emitter.js';
 import { api } from './api.js';
 import { config } from './config.js';
 
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024; // the socket is this far behind → the upload cannot keep up
 
-export class BrowserBroadcast extends EventTarget {
+export class BrowserBroadcast extends Emitter {
   constructor(preview) {
     super();
     this.preview = preview;
@@ -18,15 +19,6 @@ export class BrowserBroadcast extends EventTarget {
     this.socket = null;
     this.startedAt = null;
     this.stopping = false;
-  }
-
-  emit(type, detail) {
-    this.dispatchEvent(new CustomEvent(type, { detail }));
-  }
-
-  on(type, handler) {
-    this.addEventListener(type, (event) => handler(event.detail));
-    return this;
   }
 
   async capture(source, settings) {

@@ -4,6 +4,8 @@
 //
 // Events (on player): `playing`, `waiting`, `fatal` (detail: message), `ended`, `latency` (detail: seconds|null).
 
+import { Emitter } from './emitter.js';
+
 /* global Hls */
 
 export const LIVE_CONFIG = {
@@ -25,7 +27,7 @@ export const LIVE_CONFIG = {
 
 const RECOVER_LIMIT = 5;
 
-export class Player extends EventTarget {
+export class Player extends Emitter {
   constructor(video) {
     super();
     this.video = video;
@@ -37,15 +39,6 @@ export class Player extends EventTarget {
       video.addEventListener(type, () => this.emit(type, null));
     }
     video.addEventListener('playing', () => { this.recoveries = 0; });
-  }
-
-  emit(type, detail) {
-    this.dispatchEvent(new CustomEvent(type, { detail }));
-  }
-
-  on(type, handler) {
-    this.addEventListener(type, (event) => handler(event.detail));
-    return this;
   }
 
   /** Play an HLS playlist (live or VOD). */

@@ -189,8 +189,8 @@ async function watchLive(streamId) {
       else {
         stream = { ...stream, ...next };
         setCount(next.viewerCount);
-        if (stream.status === 'ended' && $('overlay').hidden) showEnded();
-        else if (stream.status === 'ended' && !$('overlay-actions').childElementCount) showEnded();
+        // Ended but not yet offering the recording (still playing the tail, or the build was not ready): try again.
+        if (stream.status === 'ended' && ($('overlay').hidden || !$('overlay-actions').childElementCount)) showEnded();
       }
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) waiting();

@@ -2,6 +2,7 @@
 // sends heartbeats, re-registers and re-subscribes after a reconnect, and dispatches server messages by `type`.
 // The `type` strings below mirror capturestream.messages (a test keeps them equal).
 
+import { Emitter } from './emitter.js';
 import { config } from './config.js';
 import { token, viewerId } from './session.js';
 
@@ -18,7 +19,7 @@ const BACKOFF_MAX_MS = 30_000;
  * A live connection. Events: `open`, `close`, `state` (detail: 'connecting' | 'open' | 'reconnecting'),
  * and one event per server message type (detail: the message).
  */
-export class LiveSocket extends EventTarget {
+export class LiveSocket extends Emitter {
   constructor({ role = 'viewer', lobby = false } = {}) {
     super();
     this.role = role;
@@ -30,11 +31,6 @@ export class LiveSocket extends EventTarget {
     this.heartbeat = null;
     this.retryTimer = null;
     this.state = 'connecting';
-  }
-
-  on(type, handler) {
-    this.addEventListener(type, (event) => handler(event.detail));
-    return this;
   }
 
   async connect() {
@@ -89,10 +85,6 @@ export class LiveSocket extends EventTarget {
     if (this.state === state) return;
     this.state = state;
     this.emit('state', state);
-  }
-
-  emit(type, detail) {
-    this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
   /** Send one message now if connected; returns whether it was sent. */
