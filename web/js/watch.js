@@ -105,6 +105,7 @@ async function watchLive(streamId) {
   async function showEnded() {
     if (!stream || stream.status !== 'ended') return;
     clearTimeout(endedTimer);
+    endedTimer = null;
     player.destroy();
     showLatency(null);
     video.controls = false; // nothing to control; the overlay offers the recording
@@ -189,8 +190,9 @@ async function watchLive(streamId) {
       else {
         stream = { ...stream, ...next };
         setCount(next.viewerCount);
-        // Ended but not yet offering the recording (still playing the tail, or the build was not ready): try again.
-        if (stream.status === 'ended' && ($('overlay').hidden || !$('overlay-actions').childElementCount)) showEnded();
+        // Ended but the recording not offered yet (its build was not ready): ask again, unless the tail still plays.
+        const offered = !$('overlay').hidden && $('overlay-actions').childElementCount;
+        if (stream.status === 'ended' && !endedTimer && !offered) showEnded();
       }
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) waiting();
