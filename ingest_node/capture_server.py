@@ -10,8 +10,9 @@ Rules:
 - Deadlines: ``start_native_capture`` within ``setup_timeout``; then a media chunk at least every
   ``idle_timeout`` (the browser sends one per timeslice), else the publisher is dropped like an idle RTMP one.
 - Ending: ``stop_capture`` → the media still inside ffmpeg is flushed into the broadcast, which **ends at once**
-  (``capture_stopped``, close 1000). The socket closing without it (tab closed, network lost), a timeout or an
-  ffmpeg failure → flushed as far as possible, then a **drop**: the broadcast waits the reconnect window.
+  (a last ``capture_stats`` with the totals, then ``capture_stopped``, close 1000). The socket closing without
+  it (tab closed, network lost), a timeout or an ffmpeg failure → flushed as far as possible, then a **drop**:
+  the broadcast waits the reconnect window.
   A takeover closes the old connection with ``taken_over`` (4409); node shutdown closes with 1001.
 - The stream key is used for one lookup and dropped; it is never logged (only ``mimeType`` and the codecs are).
 - Memory is bounded: messages over :data:`~.capture_protocol.MAX_CHUNK_BYTES` are refused (with an ``error``
@@ -362,6 +363,8 @@ class CaptureConnection:
             reason = "publisher_stopped" if stopped else "publisher_left"
             self.server.registry.detach(self.broadcast.channel.channel_id, self.publisher, reason, wait=not stopped)
         if stopped and self._ending is None:
+            with contextlib.suppress(ConnectionError, RuntimeError):  # the totals, now that every chunk is in
+                await self.ws.send_str(self._stats().message())
             self._ending = asyncio.ensure_future(self._close(stopped_message(), 1000))
         elif self._ending is None:
             self._end(None, close_code=1000)
