@@ -106,6 +106,12 @@ export class Player extends Emitter {
     this.recoveries += 1;
     if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
       this.hls.recoverMediaError();
+    } else if (data.details === Hls.ErrorDetails.MANIFEST_LOAD_ERROR
+      || data.details === Hls.ErrorDetails.MANIFEST_LOAD_TIMEOUT) {
+      // A broadcast that just started may list no playlist yet (its first segment is still being cut), and
+      // startLoad() never fetches a manifest that failed: load the source again, later each time.
+      const source = this.source;
+      setTimeout(() => this.hls && this.source === source && this.hls.loadSource(source), 2000 * this.recoveries);
     } else if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
       setTimeout(() => this.hls && this.hls.startLoad(), 1000 * this.recoveries);
     } else {
