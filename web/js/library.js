@@ -17,7 +17,7 @@ function render() {
   grid.replaceChildren(...shown.map(videoCard));
   grid.setAttribute('aria-busy', 'false');
   document.getElementById('library-empty').hidden = items.length > 0;
-  status.textContent = q ? `${shown.length} of ${items.length} videos match “${q}”` : (items.length ? `${items.length} videos` : '');
+  status.textContent = q ? `${shown.length} of ${items.length} videos match “${q}”` : (items.length ? `${items.length} ${items.length === 1 ? 'video' : 'videos'}` : '');
   more.hidden = !cursor;
 }
 
