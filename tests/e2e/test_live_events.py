@@ -74,6 +74,11 @@ class Viewer:
             await self._reader
 
 
+#: Seconds the publisher streams: long enough for every live step below (two subscriptions, a second tab, chat,
+#: a stale connection, a flood) to happen while the broadcast is still live on a busy CI box.
+SECONDS = 16
+
+
 def _count(viewer: Viewer, playback_id: str) -> Callable[[dict[str, Any]], Callable[[dict[str, Any]], bool]]:
     return lambda n: lambda m: m == {"type": "viewerCount", "streamId": playback_id, "count": n}
 
@@ -100,7 +105,7 @@ async def test_a_broadcast_seen_by_websocket_viewers_and_the_rest_api(system: Sy
         # Go live: streamLive reaches the lobby within 1 s of started.json landing in S3.
         seen: dict[str, float] = {}
         session_prefix = keys.playback_prefix(keys.SESSIONS_PREFIX, playback_id)
-        publisher = subprocess.Popen(ffmpeg_args(url, 10), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        publisher = subprocess.Popen(ffmpeg_args(url, SECONDS), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             listed: list[dict[str, Any]] = []
             deadline = time.monotonic() + 10
@@ -195,16 +200,16 @@ async def test_a_broadcast_seen_by_websocket_viewers_and_the_rest_api(system: Sy
     deadline = time.monotonic() + 10  # segment counts arrive in batches gathered for up to 5 s
     while True:
         status, stream = system.request("GET", f"/api/stream/{playback_id}", token=None)
-        if stream.get("segmentCount", 0) >= 9 or time.monotonic() > deadline:
+        if stream.get("segmentCount", 0) >= SECONDS - 1 or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
     assert status == 200 and stream["status"] == "ended", stream
-    assert 9.0 <= stream["duration"] <= 11.5 and stream["segmentCount"] >= 9, stream
+    assert SECONDS - 1 <= stream["duration"] <= SECONDS + 1.5 and stream["segmentCount"] >= SECONDS - 1, stream
     status, history = system.request("GET", f"/api/streams/{playback_id}/chat", token=None)
     assert status == 200
     texts = [m["text"] for m in history["items"]]
     assert texts[:2] == ["hello from alice", "anyone there?"]
     assert 2 < len(texts) < 2 + 12  # part of the flood was refused
-    assert all(0 < m["mediaTime"] < 12 for m in history["items"])
+    assert all(0 < m["mediaTime"] < SECONDS + 2 for m in history["items"])
     status, ended_list = system.request("GET", "/api/streams?status=ended", token=None)
     assert status == 200 and playback_id in [s["id"] for s in ended_list["items"]]
