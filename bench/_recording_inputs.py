@@ -35,7 +35,7 @@ AUDIO_RATE = 48_000
 AAC_FRAME = 1024
 VIDEO_KBPS = 400
 AUDIO_KBPS = 64
-#: The ingest node's segment and LL-HLS part targets (``ingest_node.broadcast``).
+#: The ingest node's segment and LL-HLS part targets (``ingest_node.sessions.broadcast``).
 SEGMENT_SECONDS = 1.0
 PART_SECONDS = 0.25
 #: What OBS announces in ``onMetaData`` (the segmenter then knows which tracks to wait for).

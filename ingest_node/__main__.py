@@ -1,6 +1,6 @@
 """``python -m ingest_node``: run the ingest node alone (RTMP and browser go-live), configured from the environment.
 
-Settings are :class:`NodeSettings`: :class:`capturestream.settings.IngestSettings` (``TABLE_NAME``,
+Settings are :class:`capturestream.settings.IngestSettings` (``TABLE_NAME``,
 ``MEDIA_BUCKET``, ``RTMP_HOST``, ``RTMP_PORT``, ``SEGMENT_SECONDS``, ``RECONNECT_WINDOW``, ...) plus the browser
 go-live WebSocket listener (``CAPTURE_HOST``, ``CAPTURE_PORT``, ``CAPTURE_ENABLED``); AWS endpoints come from the
 standard SDK environment (``AWS_ENDPOINT_URL``). When listening, it prints one JSON line on stdout,
@@ -20,34 +20,20 @@ import sys
 
 import uvloop
 from aiobotocore.session import get_session
-from pydantic import Field
 
 from capturestream.logs import configure_logging
 from capturestream.settings import IngestSettings, get_settings
 
-from .capture_server import CAPTURE_PATH, CaptureServer
-from .server import RtmpServer
-from .sessions import SessionRegistry
-from .stream_keys import StreamKeyChecker
-from .upload_watch import WatchedUploader
+from .publishers.capture_server import CAPTURE_PATH, CaptureServer
+from .publishers.rtmp_server import RtmpServer
+from .publishers.stream_keys import StreamKeyChecker
+from .sessions.registry import SessionRegistry
+from .storage.upload_watch import WatchedUploader
 
 log = logging.getLogger("ingest_node")
 
 
-class NodeSettings(IngestSettings):
-    """:class:`~capturestream.settings.IngestSettings` plus the browser go-live listener (``/capture``).
-
-    (These fields belong in ``IngestSettings`` itself; they live here until the core package takes them.)
-    """
-
-    capture_host: str = Field(default="0.0.0.0", alias="CAPTURE_HOST")
-    #: The go-live WebSocket port; 0 picks a free one (as ``RTMP_PORT=0`` does).
-    capture_port: int = Field(default=8090, ge=0, le=65535, alias="CAPTURE_PORT")
-    #: ``false``: no go-live listener (RTMP only).
-    capture_enabled: bool = Field(default=True, alias="CAPTURE_ENABLED")
-
-
-async def serve(settings: NodeSettings) -> None:
+async def serve(settings: IngestSettings) -> None:
     """Run until SIGTERM/SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -84,7 +70,7 @@ async def serve(settings: NodeSettings) -> None:
 
 def main() -> int:
     """Entry point."""
-    settings = get_settings(NodeSettings)
+    settings = get_settings(IngestSettings)
     configure_logging(settings.log_level, settings.log_format)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(settings))

@@ -138,6 +138,12 @@ class IngestSettings(_Base):
     remuxer: str = Field(default="inprocess", pattern="^(inprocess|ffmpeg)$", alias="REMUXER")
     #: A publisher that sends no media for this long is dropped.
     idle_timeout: float = Field(default=30.0, gt=0, le=600, alias="IDLE_TIMEOUT")
+    #: The node's HTTP listener: browser go-live (``/capture``), and the node's other HTTP routes.
+    capture_host: str = Field(default="0.0.0.0", alias="CAPTURE_HOST")
+    #: The node's HTTP port; 0 picks a free one (as ``RTMP_PORT=0`` does).
+    capture_port: int = Field(default=8090, ge=0, le=65535, alias="CAPTURE_PORT")
+    #: ``false``: no browser go-live (RTMP only).
+    capture_enabled: bool = Field(default=True, alias="CAPTURE_ENABLED")
 
 
 _S = TypeVar("_S", bound=BaseSettings)

@@ -2,7 +2,7 @@
 
 Owned here: :class:`Signer`, which signs one HTTP request for one (service, region) exactly as botocore does,
 and :func:`host_of`, the ``Host`` value botocore signs for a URL. Two callers sign with it: the ingest node's
-S3 ``PutObject`` (``ingest_node/s3_put.py``) and the notifier's ``@connections`` POSTs
+S3 ``PutObject`` (``ingest_node/storage/s3_put.py``) and the notifier's ``@connections`` POSTs
 (``functions/notifier/connections.py``). They exist because botocore's generic per-call machinery costs
 ~0.5-2 ms of CPU per request while signing itself is ~6 µs (``../shared/FANOUT.md``): the signing key is
 derived once a day, then each request costs one SHA-256 of the canonical request and one HMAC.

@@ -1,8 +1,8 @@
 """Sans-IO RTMP server core: bytes in, events and bytes out, no networking code at all.
 
-The I/O layer (``ingest_node.server``) owns sockets, deadlines and policy; this package owns RTMP 1.0 (handshake
-§5.2, chunk stream §5.3, protocol control §5.4, user control §6.2/§7.1.7, commands §7.2), AMF0 and the Flash-era
-digest handshake. Typical use::
+The I/O layer (``ingest_node.publishers.rtmp_server``) owns sockets, deadlines and policy; this package owns
+RTMP 1.0 (handshake §5.2, chunk stream §5.3, protocol control §5.4, user control §6.2/§7.1.7, commands §7.2),
+AMF0 and the Flash-era digest handshake. Typical use::
 
     conn = Connection()
     for event in conn.receive_data(data):      # b"" at EOF

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import ffmpeg
 
-#: File names inside the remux working directory; :mod:`ingest_node.ffmpeg_remuxer` reads them back.
+#: File names inside the remux working directory; :mod:`ingest_node.muxing.ffmpeg_remuxer` reads them back.
 PLAYLIST_NAME = "index.m3u8"
 SEGMENT_PATTERN = "seg_%08d.m4s"
 GLOBAL_ARGS = ("-hide_banner", "-nostats", "-nostdin", "-loglevel", "warning")

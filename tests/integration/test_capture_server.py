@@ -21,12 +21,12 @@ from aiobotocore.session import get_session
 
 from capturestream import keys
 from capturestream.models import Channel
-from ingest_node.broadcast import BroadcastState
-from ingest_node.capture_protocol import MAX_CHUNK_BYTES
-from ingest_node.capture_server import CAPTURE_PATH, CaptureServer
-from ingest_node.sessions import SessionRegistry
-from ingest_node.stream_keys import StreamKeyChecker
-from ingest_node.upload_watch import WatchedUploader
+from ingest_node.publishers.capture_protocol import MAX_CHUNK_BYTES
+from ingest_node.publishers.capture_server import CAPTURE_PATH, CaptureServer
+from ingest_node.publishers.stream_keys import StreamKeyChecker
+from ingest_node.sessions.broadcast import BroadcastState
+from ingest_node.sessions.registry import SessionRegistry
+from ingest_node.storage.upload_watch import WatchedUploader
 from tests.integration.node_support import BUCKET, TABLE, PublishTarget
 from tests.support.waiting import eventually
 from tests.unit.ingest.capture_media import FFMPEG, FFPROBE, record, slices

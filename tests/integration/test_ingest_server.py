@@ -19,10 +19,10 @@ import pytest
 from aiobotocore.session import get_session
 
 from capturestream import keys
-from ingest_node.server import RtmpServer
-from ingest_node.sessions import SessionRegistry
-from ingest_node.stream_keys import StreamKeyChecker
-from ingest_node.uploader import Uploader
+from ingest_node.publishers.rtmp_server import RtmpServer
+from ingest_node.publishers.stream_keys import StreamKeyChecker
+from ingest_node.sessions.registry import SessionRegistry
+from ingest_node.storage.uploader import Uploader
 from tests.integration.node_support import BUCKET, TABLE, PublishTarget
 from tests.unit.rtmp.helpers import Client, ClientHandshake
 

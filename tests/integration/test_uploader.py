@@ -8,7 +8,7 @@ import time
 import boto3
 import pytest
 
-from ingest_node.uploader import MEDIA, PLAYLIST, StreamUploadQueue, Upload, Uploader
+from ingest_node.storage.uploader import MEDIA, PLAYLIST, StreamUploadQueue, Upload, Uploader
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ingest_node.capture_protocol import (
+from ingest_node.publishers.capture_protocol import (
     MAX_CHUNK_BYTES,
     MAX_TEXT_BYTES,
     CaptureError,

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from capturestream.models import Channel
-from ingest_node.broadcast import Broadcast
-from ingest_node.ffmpeg_remuxer import FfmpegRemuxer, RemuxerError
-from ingest_node.uploader import Upload
+from ingest_node.muxing.ffmpeg_remuxer import FfmpegRemuxer, RemuxerError
+from ingest_node.sessions.broadcast import Broadcast
+from ingest_node.storage.uploader import Upload
 from mediakit.cmaf import InitSegment, Output, Segment, Segmenter, UnsupportedMedia
 from tests.unit.media.support import FFMPEG, FFPROBE, Tag, amf0_metadata, ffprobe_streams, publish, read_flv, run
 
@@ -287,7 +287,7 @@ async def test_broadcast_keeps_the_inprocess_segmenter_for_aac(
     """AAC needs no fallback: no ffmpeg is started."""
     with caplog.at_level(logging.INFO, logger="ingest_node"):
         _, uploader = await _broadcast(flv_aac)
-    assert not [r for r in caplog.records if r.name == "ingest_node.ffmpeg_remuxer"]
+    assert not [r for r in caplog.records if r.name == "ingest_node.muxing.ffmpeg_remuxer"]
     assert len(_by_suffix(uploader.objects, ".m4s")) == 4
 
 
@@ -327,7 +327,7 @@ async def test_broadcast_ends_cleanly_when_ffmpeg_fails(
         async with asyncio.timeout(10):
             for tag in flv_mp3:
                 await (broadcast.on_audio if tag.kind == 8 else broadcast.on_video)(tag.timestamp, tag.body)
-    with caplog.at_level(logging.ERROR, logger="ingest_node.broadcast"):
+    with caplog.at_level(logging.ERROR, logger="ingest_node.sessions.broadcast"):
         await broadcast.end("publisher_left")
     assert broadcast.state == "ended"
     assert any(r.getMessage().startswith("ffmpeg remuxer failed") for r in caplog.records)

@@ -13,10 +13,10 @@ import pytest
 
 from capturestream import keys
 from capturestream.models import Channel, HealthManifestBody
-from ingest_node.broadcast import Broadcast
-from ingest_node.health import HealthMonitor
-from ingest_node.stream_stats import StreamStats
-from ingest_node.uploader import Upload
+from ingest_node.sessions.broadcast import Broadcast
+from ingest_node.sessions.health import HealthMonitor
+from ingest_node.sessions.stream_stats import StreamStats
+from ingest_node.storage.uploader import Upload
 from tests.unit.media.support import FFMPEG, Tag, publish, read_flv, run
 
 KEY = b"\x17\x01\x00\x00\x00" + b"\x00" * 995

@@ -13,7 +13,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from capturestream.sigv4 import Signer
-from ingest_node.s3_put import S3PutError, S3Putter, resolve_target
+from ingest_node.storage.s3_put import S3PutError, S3Putter, resolve_target
 
 NOW = dt.datetime(2026, 11, 25, 15, 4, 5, tzinfo=dt.UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest_node.stream_stats import StreamStats
+from ingest_node.sessions.stream_stats import StreamStats
 
 AVC_SEQ = b"\x17\x00\x00\x00\x00" + b"\x01" * 20
 AVC_KEY = b"\x17\x01\x00\x00\x00" + b"\x00" * 995

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest_node.webm_tracks import MAX_HEADER_BYTES, NotMatroska, RecordedTracks, read_tracks
+from ingest_node.publishers.webm_tracks import MAX_HEADER_BYTES, NotMatroska, RecordedTracks, read_tracks
 from tests.unit.ingest.capture_media import FFMPEG, record
 
 requires_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg not installed")

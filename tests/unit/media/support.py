@@ -73,7 +73,7 @@ def _amf0_value(data: bytes, pos: int) -> tuple[Any, int]:
 
 
 async def publish(target: Any, tags: list[Tag]) -> None:
-    """Feed FLV tags to anything shaped like ``ingest_node.broadcast.Broadcast`` (as its RTMP publisher would)."""
+    """Feed FLV tags to anything shaped like ``Broadcast`` (as its RTMP publisher would)."""
     for tag in tags:
         if tag.kind == 18:
             await target.on_metadata(amf0_metadata(tag.body))

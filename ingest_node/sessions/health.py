@@ -1,7 +1,7 @@
 """Live health of one broadcast: a sample of what the publisher sends every few seconds, reported in batches.
 
 The studio page charts bitrate, frame rate and keyframe interval while a channel is live. The node measures them
-(:class:`~ingest_node.stream_stats.StreamStats`) and, since it writes only S3 objects, reports them in a session
+(:class:`~.stream_stats.StreamStats`) and, since it writes only S3 objects, reports them in a session
 manifest, ``sessions/<playback_id>/<session_id>/health.json`` (:class:`capturestream.models.HealthManifestBody`),
 which the catalog merges into the session item.
 

@@ -1,6 +1,6 @@
 """Per-broadcast upload health for a publisher that asks (the browser studio's ``capture_stats``).
 
-:class:`~ingest_node.uploader.Uploader` stores every object of every broadcast and keeps only process-wide
+:class:`~ingest_node.storage.uploader.Uploader` stores every object of every broadcast and keeps only process-wide
 counters. :class:`WatchedUploader` is the same uploader that also tells a watcher how the uploads of *its*
 broadcast go: live segments stored, and how long the newest object took or the current one has been waiting.
 
@@ -41,7 +41,7 @@ class UploadWatch:
 
 
 class WatchedUploader(Uploader):
-    """An :class:`~ingest_node.uploader.Uploader` that reports per-broadcast progress to its watchers."""
+    """An :class:`~ingest_node.storage.uploader.Uploader` that reports per-broadcast progress to its watchers."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """S3 uploads of the ingest node: one aiobotocore client, ordered per stream, headed, bounded retries.
 
 Rules (STYLE rule 11; owncast ``s3Storage.go``):
-- One keep-alive HTTP client for the whole process (:class:`~ingest_node.s3_put.S3Putter`, SigV4 signed in
+- One keep-alive HTTP client for the whole process (:class:`~ingest_node.storage.s3_put.S3Putter`, SigV4 signed in
   process): aiobotocore costs 1.4–2 ms of CPU per PUT here, the largest item of the per-stream budget.
 - Objects of one stream are uploaded **in the order they were queued** by one worker per stream, so a segment is
   always stored before the playlist that names it, and a playlist never goes backwards.

@@ -2,21 +2,21 @@
 
 A broadcast outlives its publisher's connection: when OBS drops and reconnects inside the reconnect window, the
 new publisher attaches to the same broadcast and the output continues with a discontinuity (same session id,
-one timeline, one recording). The registry in :mod:`ingest_node.sessions` decides which broadcast a publisher
+one timeline, one recording). The registry in :mod:`ingest_node.sessions.registry` decides which broadcast a publisher
 joins.
 
 Rules:
 - Object keys come only from :mod:`capturestream.keys`.
 - Every live segment carries :class:`capturestream.keys.SegmentMetadata` (its init epoch, discontinuity flag and
   program date time) as object metadata, so functions and the recording builder need no playlist.
-- Per broadcast, objects are queued in dependency order on one :class:`~ingest_node.uploader.StreamUploadQueue`:
+- Per broadcast, objects are queued in dependency order on one :class:`~ingest_node.storage.uploader.StreamUploadQueue`:
   init before the segments that use it, each segment before the playlist that names it, ``started.json`` after
   the first init (so its codecs are known), ``ended.json`` after the final playlist with ENDLIST.
-- While live, ``health.json`` (bitrate, frame rate, keyframe interval samples: :mod:`ingest_node.health`) is
+- While live, ``health.json`` (bitrate, frame rate, keyframe interval samples: :mod:`ingest_node.sessions.health`) is
   rewritten every few seconds, checked only when a segment is cut, and once more before ``ended.json``.
 - Media goes through the in-process :class:`~mediakit.cmaf.Segmenter`, unless it raises ``UnsupportedMedia``
   before producing its first init (MP3/Speex audio, ...): then the broadcast switches, once, to the ffmpeg
-  fallback (:class:`~ingest_node.ffmpeg_remuxer.FfmpegRemuxer`) and replays the media fed so far into it.
+  fallback (:class:`~ingest_node.muxing.ffmpeg_remuxer.FfmpegRemuxer`) and replays the media fed so far into it.
   ``remuxer="ffmpeg"`` uses the fallback from the start.
 """
 
@@ -33,10 +33,10 @@ from capturestream.models import Channel, HealthManifestBody, MediaInfo, Session
 from mediakit.cmaf import InitSegment, Segment, Segmenter, UnsupportedMedia
 from mediakit.hls import MediaPlaylist, format_date_time
 
-from .ffmpeg_remuxer import FfmpegRemuxer, RemuxerError
+from ..muxing.ffmpeg_remuxer import FfmpegRemuxer, RemuxerError
+from ..storage.uploader import MANIFEST, MEDIA, PLAYLIST, StreamUploadQueue, Uploader
 from .health import HealthMonitor
 from .stream_stats import StreamStats
-from .uploader import MANIFEST, MEDIA, PLAYLIST, StreamUploadQueue, Uploader
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from capturestream.models import Channel
 
+from ..storage.uploader import Uploader
 from .broadcast import Broadcast, BroadcastState, cancel_quietly
-from .uploader import Uploader
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from mediakit.cmaf import MediaError
 from mediakit.cmaf.flv import FileTag, FlvReader
 
-from .ffmpeg_remuxer import _drain_stderr
+from ..muxing.ffmpeg_remuxer import _drain_stderr
 
 log = logging.getLogger(__name__)
 

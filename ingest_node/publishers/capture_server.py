@@ -34,7 +34,10 @@ from capturestream.errors import Unauthorized
 from mediakit.cmaf.flv import FileTag
 from mediakit.ffmpeg_args import capture_args
 
-from .broadcast import Broadcast
+from ..rtmp import ProtocolError, amf0
+from ..sessions.broadcast import Broadcast
+from ..sessions.registry import Publisher, SessionRegistry
+from ..storage.upload_watch import UploadWatch, WatchedUploader
 from .capture_ffmpeg import CaptureFfmpeg, MediaPipelineError
 from .capture_protocol import (
     MAX_CHUNK_BYTES,
@@ -48,10 +51,7 @@ from .capture_protocol import (
     StopRequested,
     stopped_message,
 )
-from .rtmp import ProtocolError, amf0
-from .sessions import Publisher, SessionRegistry
 from .stream_keys import StreamKeyChecker
-from .upload_watch import UploadWatch, WatchedUploader
 from .webm_tracks import NotMatroska, RecordedTracks, read_tracks
 
 log = logging.getLogger(__name__)

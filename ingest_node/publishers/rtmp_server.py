@@ -26,9 +26,9 @@ from typing import Any
 
 from capturestream.errors import Unauthorized
 
-from . import rtmp
-from .broadcast import Broadcast
-from .sessions import Publisher, SessionRegistry
+from .. import rtmp
+from ..sessions.broadcast import Broadcast
+from ..sessions.registry import Publisher, SessionRegistry
 from .stream_keys import StreamKeyChecker
 
 log = logging.getLogger(__name__)

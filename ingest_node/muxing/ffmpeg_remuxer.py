@@ -1,6 +1,6 @@
 """The ``--remuxer ffmpeg`` fallback: RTMP audio/video message bodies → an ffmpeg child → CMAF HLS outputs.
 
-It plays the role of :class:`mediakit.cmaf.Segmenter` for :class:`ingest_node.broadcast.Broadcast` when the
+It plays the role of :class:`mediakit.cmaf.Segmenter` for :class:`ingest_node.sessions.broadcast.Broadcast` when the
 in-process muxer cannot take the publisher's codecs (MP3/Speex/PCM/Opus audio, ...): same outputs
 (:class:`~mediakit.cmaf.InitSegment`, :class:`~mediakit.cmaf.Segment`), same file layout, but async because
 a process sits behind it.
