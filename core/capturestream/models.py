@@ -100,6 +100,9 @@ class Channel(BaseModel):
     stream_key_hash: str = Field(pattern=r"^[0-9a-f]{64}$", repr=False)
     created_at: datetime
     key_rotated_at: datetime
+    #: A clean stop ("Stop Streaming": FCUnpublish/deleteStream) keeps the broadcast open for the reconnect window
+    #: instead of ending it at once (for streamers who stop and start again to switch scenes or encoders).
+    wait_on_unpublish: bool = False
 
     @field_validator("playback_id")
     @classmethod

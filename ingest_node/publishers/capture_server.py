@@ -361,7 +361,7 @@ class CaptureConnection:
         if self.broadcast is not None and self.publisher.active:
             self.publisher.active = False
             reason = "publisher_stopped" if stopped else "publisher_left"
-            self.server.registry.detach(self.broadcast.channel.channel_id, self.publisher, reason, wait=not stopped)
+            self.server.registry.detach(self.broadcast.channel.channel_id, self.publisher, reason, clean=stopped)
         if stopped and self._ending is None:
             with contextlib.suppress(ConnectionError, RuntimeError):  # the totals, now that every chunk is in
                 await self.ws.send_str(self._stats().message())

@@ -139,18 +139,19 @@ class RtmpConnection(asyncio.Protocol):
         elif isinstance(event, rtmp.PublishRequested):
             return await self._publish(event)
         elif isinstance(event, rtmp.UnpublishRequested):
-            # Leave the socket to the client (rtmp2sink waits for it and calls a reset an error); the broadcast
-            # is released now, and the connection ends when the client closes it or goes idle.
-            self._release("publisher_unpublished")
+            # A clean stop (OBS "Stop Streaming"): the broadcast ends at once (unless the channel asks to wait).
+            # Leave the socket to the client (rtmp2sink waits for it and calls a reset an error); the connection
+            # ends when the client closes it or goes idle.
+            self._release("publisher_unpublished", clean=True)
         elif isinstance(event, rtmp.ConnectionClosed):
             return False
         return True
 
-    def _release(self, reason: str) -> None:
+    def _release(self, reason: str, *, clean: bool = False) -> None:
         if self.broadcast is not None and not self.released:
             self.released = True
             self.publisher.active = False
-            self.server.registry.detach(self.broadcast.channel.channel_id, self.publisher, reason)
+            self.server.registry.detach(self.broadcast.channel.channel_id, self.publisher, reason, clean=clean)
 
     async def _publish(self, event: Any) -> bool:
         if self.broadcast is not None:

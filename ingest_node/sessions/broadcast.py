@@ -14,10 +14,14 @@ Rules:
   the first init (so its codecs are known), ``ended.json`` after the final playlist with ENDLIST.
 - While live, ``health.json`` (bitrate, frame rate, keyframe interval samples: :mod:`ingest_node.sessions.health`) is
   rewritten every few seconds, checked only when a segment is cut, and once more before ``ended.json``.
-- Media goes through the in-process :class:`~mediakit.cmaf.Segmenter`, unless it raises ``UnsupportedMedia``
-  before producing its first init (MP3/Speex audio, ...): then the broadcast switches, once, to the ffmpeg
-  fallback (:class:`~ingest_node.muxing.ffmpeg_remuxer.FfmpegRemuxer`) and replays the media fed so far into it.
-  ``remuxer="ffmpeg"`` uses the fallback from the start.
+- Media goes through one :class:`~ingest_node.muxing.muxer.Muxer` (the in-process segmenter, or the ffmpeg
+  fallback behind the same interface). Muxer and upload-queue steps are serialized by one lock, so a takeover's
+  new publisher never interleaves with the old one's last message.
+- A drop closes the segment in progress at once (:meth:`Broadcast.dropped`), so viewers get the last second now,
+  not after the reconnect window; the next publisher's media starts a new session with a discontinuity.
+- The live playlist keeps :data:`PLAYLIST_WINDOW` segments by default.
+- An optional :class:`BroadcastObserver` sees every tag, output and state change (the node's low-latency playback:
+  HTTP-FLV, LL-HLS); it must not block.
 """
 
 from __future__ import annotations
@@ -25,24 +29,42 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from capturestream import keys
 from capturestream.models import Channel, HealthManifestBody, MediaInfo, SessionManifestBody, new_session_id
-from mediakit.cmaf import InitSegment, Segment, Segmenter, UnsupportedMedia
+from mediakit.cmaf import InitSegment, Output, Segment
 from mediakit.hls import MediaPlaylist, format_date_time
 
-from ..muxing.ffmpeg_remuxer import FfmpegRemuxer, RemuxerError
+from ..muxing.muxer import Muxer, RemuxerError, TagKind
 from ..storage.uploader import MANIFEST, MEDIA, PLAYLIST, StreamUploadQueue, Uploader
 from .health import HealthMonitor
 from .stream_stats import StreamStats
 
 log = logging.getLogger(__name__)
 
-REMUXERS = ("inprocess", "ffmpeg")
-_AUDIO, _VIDEO = "audio", "video"
-_MAX_REPLAY = 1024  # messages kept for a fallback; past that without an init, no fallback (bounded memory)
+#: Live playlist window, in segments, by default: long enough that the burst of segments after a stalled upload
+#: does not push segments a player has not loaded yet out of the playlist (an 8.8 s stall was followed by 16
+#: segments in 2 s).
+PLAYLIST_WINDOW = 30
+
+
+class BroadcastObserver(Protocol):
+    """Sees a broadcast's media as it flows (low-latency playback). Calls are synchronous and must not block."""
+
+    def on_tag(self, broadcast: Broadcast, kind: TagKind, timestamp: int, payload: bytes) -> None:
+        """One audio/video message body as the publisher sent it (timestamps restart at each publisher)."""
+
+    def on_metadata(self, broadcast: Broadcast, metadata: dict[str, Any]) -> None:
+        """``onMetaData`` from the publisher."""
+
+    def on_outputs(self, broadcast: Broadcast, outputs: list[Output]) -> None:
+        """Init segments, parts and segments, in publishing order."""
+
+    def on_state(self, broadcast: Broadcast) -> None:
+        """``broadcast.state`` changed (live, reconnecting, ended)."""
 
 
 class BroadcastState(enum.StrEnum):
@@ -69,9 +91,10 @@ class Broadcast:
         part_seconds: float | None = 0.25,
         remuxer: str = "inprocess",
         health: HealthMonitor | None = None,
+        playlist_window: int = PLAYLIST_WINDOW,
+        observer: BroadcastObserver | None = None,
     ) -> None:
-        if remuxer not in REMUXERS:
-            raise ValueError(f"remuxer must be one of {REMUXERS}, got {remuxer!r}")
+        self._muxer = Muxer(mode=remuxer, segment_seconds=segment_seconds, part_seconds=part_seconds)
         self.channel = channel
         self.started_at = datetime.now(UTC)
         self.session_id = new_session_id(self.started_at)
@@ -80,15 +103,12 @@ class Broadcast:
         self.metadata: dict[str, Any] = {}
         self.media = MediaInfo()
         self.ended_reason: str | None = None
-        self._segment_seconds = segment_seconds
-        self._part_seconds = part_seconds
-        self._segmenter: Segmenter | None = None  # created at the first media message: its wall clock anchors PDT
-        self._remuxer = remuxer
         self.stats = StreamStats()
         self._health = health or HealthMonitor()
-        self._ffmpeg: FfmpegRemuxer | None = None  # the fallback, once chosen
-        self._replay: list[tuple[str, int, bytes]] | None = []  # media fed before the first init (None after it)
-        self._playlist = MediaPlaylist(target_duration=segment_seconds)
+        self._observer = observer
+        self._lock = asyncio.Lock()  # one muxer/queue step at a time (old and new publisher around a takeover)
+        self._suspended_at: float | None = None
+        self._playlist = MediaPlaylist(target_duration=segment_seconds, window=playlist_window)
         self._queue = StreamUploadQueue(uploader, self.session_id)
         self._announced = False
         self._revision = 0  # orders this session's manifests (SessionManifestBody.revision)
@@ -102,24 +122,40 @@ class Broadcast:
 
     @property
     def pending_uploads(self) -> int:
-        """Objects queued for S3 and not yet stored (backpressure signal)."""
+        """Objects queued for S3 and not yet stored."""
         return self._queue.pending
+
+    @property
+    def upload_backpressure(self) -> bool:
+        """True when the publisher must wait for storage (memory budget spent and the spool can take no more)."""
+        return getattr(self._queue, "backpressure", self._queue.pending > 128)  # TODO(spool): the queue's own
+
+    @property
+    def engine(self) -> str:
+        """What cuts the segments: ``"inprocess"`` or ``"ffmpeg"``."""
+        return self._muxer.engine
+
+    def away_seconds(self) -> float:
+        """Seconds since the publisher dropped (0 while one is attached)."""
+        return 0.0 if self._suspended_at is None else time.monotonic() - self._suspended_at
 
     async def on_metadata(self, metadata: dict[str, Any]) -> None:
         """``onMetaData`` from the publisher (fallback resolution/frame rate, bitrates)."""
         self.metadata = dict(metadata)
-        if self._ffmpeg is not None:
-            await self._handle(await self._ffmpeg.feed_metadata(metadata))
-        elif self._segmenter is not None:
-            await self._handle(self._segmenter.feed_metadata(metadata))
+        if self._observer is not None:
+            self._observer.on_metadata(self, self.metadata)
+        async with self._lock:
+            await self._handle(await self._muxer.feed_metadata(metadata))
 
     async def on_audio(self, timestamp: int, payload: bytes) -> None:
         """One RTMP audio message body."""
-        await self._feed(_AUDIO, timestamp, payload)
+        self.stats.on_audio(timestamp, payload)
+        await self._feed(TagKind.AUDIO, timestamp, payload)
 
     async def on_video(self, timestamp: int, payload: bytes) -> None:
         """One RTMP video message body."""
-        await self._feed(_VIDEO, timestamp, payload)
+        self.stats.on_video(timestamp, payload)
+        await self._feed(TagKind.VIDEO, timestamp, payload)
 
     async def resume(self) -> None:
         """A publisher (re)attached after a drop: continue the same timeline with a discontinuity.
@@ -128,98 +164,68 @@ class Broadcast:
         shows the stream live again whatever order S3 delivers the two manifests in.
         """
         was_reconnecting = self.state is BroadcastState.RECONNECTING
-        self.state = BroadcastState.LIVE
-        if was_reconnecting and self._announced:
-            self._revision += 1
-            await self._put_manifest(keys.ManifestKind.STARTED)  # with the last measurements of the old publisher
-        self.stats.reset()  # the new publisher's timestamps start from its own zero
-        self._health.restart()
-        if self._ffmpeg is not None:
-            await self._handle(await self._ffmpeg.discontinuity(anchor=datetime.now(UTC)))
-        elif self._segmenter is not None:
-            await self._handle(self._segmenter.discontinuity(anchor=datetime.now(UTC)))
+        self._set_state(BroadcastState.LIVE)
+        self._suspended_at = None
+        async with self._lock:
+            if was_reconnecting and self._announced:
+                self._revision += 1
+                await self._put_manifest(keys.ManifestKind.STARTED)  # with the last measurements of the old publisher
+            self.stats.reset()  # the new publisher's timestamps start from its own zero
+            self._health.restart()
+            await self._handle(await self._muxer.discontinuity(anchor=datetime.now(UTC)))
 
-    async def _feed(self, kind: str, timestamp: int, payload: bytes) -> None:
-        (self.stats.on_audio if kind == _AUDIO else self.stats.on_video)(timestamp, payload)
-        if self._ffmpeg is None and self._remuxer == "ffmpeg":
-            self._ffmpeg = await self._start_ffmpeg()
-        if self._ffmpeg is not None:
-            feed = self._ffmpeg.feed_audio if kind == _AUDIO else self._ffmpeg.feed_video
-            await self._handle(await feed(timestamp, payload))
-            return
-        segmenter = self._media_segmenter()
-        try:
-            outputs = (segmenter.feed_audio if kind == _AUDIO else segmenter.feed_video)(timestamp, payload)
-        except UnsupportedMedia as error:
-            if self._replay is None:
-                raise  # an init is out: the broadcast's format is set, it cannot switch muxers mid-stream
-            await self._fall_back(error, (kind, timestamp, payload))
-            return
-        if self._replay is not None:
-            if len(self._replay) >= _MAX_REPLAY or any(isinstance(output, InitSegment) for output in outputs):
-                self._replay = None
-            else:
-                self._replay.append((kind, timestamp, payload))
-        await self._handle(outputs)
-
-    async def _fall_back(self, error: UnsupportedMedia, current: tuple[str, int, bytes]) -> None:
-        """Switch to ffmpeg for good and replay into it what the segmenter was fed (it produced nothing yet)."""
-        log.warning("switching to the ffmpeg remuxer", extra={**self.log_extra, "reason": error.message})
-        replay, self._replay, self._segmenter = self._replay or [], None, None
-        self._ffmpeg = await self._start_ffmpeg()
-        for kind, timestamp, payload in [*replay, current]:
-            feed = self._ffmpeg.feed_audio if kind == _AUDIO else self._ffmpeg.feed_video
-            await self._handle(await feed(timestamp, payload))
-
-    async def _start_ffmpeg(self) -> FfmpegRemuxer:
-        remuxer = FfmpegRemuxer(segment_seconds=self._segment_seconds, anchor=datetime.now(UTC))
-        if self.metadata:
-            await remuxer.feed_metadata(self.metadata)
-        return remuxer
-
-    def _media_segmenter(self) -> Segmenter:
-        if self._segmenter is None:
-            self._segmenter = Segmenter(
-                target_duration=self._segment_seconds, part_target=self._part_seconds, anchor=datetime.now(UTC)
-            )
-            if self.metadata:
-                self._segmenter.feed_metadata(self.metadata)
-        return self._segmenter
+    async def _feed(self, kind: TagKind, timestamp: int, payload: bytes) -> None:
+        if self._observer is not None:
+            self._observer.on_tag(self, kind, timestamp, payload)
+        async with self._lock:
+            await self._handle(await self._muxer.feed(kind, timestamp, payload))
 
     def suspend(self) -> None:
-        """The publisher dropped; the registry decides when the window is over."""
+        """The publisher left; the registry decides when the window is over."""
         if self.state is BroadcastState.LIVE:
-            self.state = BroadcastState.RECONNECTING
+            self._suspended_at = time.monotonic()
+            self._set_state(BroadcastState.RECONNECTING)
             self._revision += 1
 
-    async def announce_reconnecting(self) -> None:
-        """Store ``reconnecting.json`` (viewers see "reconnecting" instead of a frozen live stream)."""
-        if self.state is BroadcastState.RECONNECTING and self._announced:
-            await self._put_manifest(keys.ManifestKind.RECONNECTING)
+    async def dropped(self) -> None:
+        """The publisher dropped: close the segment in progress now and store ``reconnecting.json`` (viewers see
+        "reconnecting" instead of a frozen live stream)."""
+        async with self._lock:
+            if self.state is not BroadcastState.RECONNECTING:
+                return
+            await self._handle(await self._muxer.cut())
+            if self._announced:
+                await self._put_manifest(keys.ManifestKind.RECONNECTING)
 
     async def end(self, reason: str) -> None:
         """Flush the last segment, write the final playlist (ENDLIST) and ``ended.json``; wait for the uploads."""
         if self.state is BroadcastState.ENDED:
             return
-        self.state = BroadcastState.ENDED
+        self._set_state(BroadcastState.ENDED)
         self.ended_reason = reason
-        if self._ffmpeg is not None:
+        async with self._lock:
             try:
-                outputs = await self._ffmpeg.finish()
+                outputs = await self._muxer.finish()
             except RemuxerError as error:  # publish what ffmpeg finished; the broadcast still ends cleanly
                 log.error("ffmpeg remuxer failed: %s", error, extra=self.log_extra)
                 outputs = error.outputs
             await self._handle(outputs, ended=True)
-        elif self._segmenter is not None:
-            await self._handle(self._segmenter.finish(), ended=True)
-        if self._announced and self._health.pending:
-            await self._put_health()
-        if self._announced:
-            await self._put_manifest(keys.ManifestKind.ENDED)
+            if self._announced and self._health.pending:
+                await self._put_health()
+            if self._announced:
+                await self._put_manifest(keys.ManifestKind.ENDED)
         await self._queue.close()
-        log.info("broadcast ended", extra={**self.log_extra, "reason": reason, "seconds": self._media_seconds})
+        seconds = round(self._media_seconds, 1)
+        log.info("broadcast ended", extra={**self.log_extra, "reason": reason, "seconds": seconds})
 
-    async def _handle(self, outputs: list[Any], *, ended: bool = False) -> None:
+    def _set_state(self, state: BroadcastState) -> None:
+        self.state = state
+        if self._observer is not None:
+            self._observer.on_state(self)
+
+    async def _handle(self, outputs: list[Output], *, ended: bool = False) -> None:
+        if outputs and self._observer is not None:
+            self._observer.on_outputs(self, outputs)
         playlist_changed = False
         for output in outputs:
             if isinstance(output, InitSegment):
