@@ -14,8 +14,10 @@ Rules:
   bytes keep being accepted and buffered, but nothing after the ``publish`` command is parsed until the caller
   calls ``accept_publish`` or ``reject_publish``. Events from input buffered meanwhile come out of the next
   ``receive_data`` call, or at once from ``pending_events()``.
-- Memory is bounded per connection: see ``ChunkReader`` for chunk-stream limits; AMF0 messages are limited to
-  :data:`MAX_AMF_MESSAGE_SIZE`; input buffered while paused is limited to ``max_message_size`` bytes.
+- Memory and CPU are bounded per connection: see ``ChunkReader`` for chunk-stream limits; media messages are
+  limited to ``max_message_size`` (default :data:`MAX_MEDIA_MESSAGE_SIZE`) and every other message (commands,
+  data, control) to ``max_command_size`` (default :data:`MAX_AMF_MESSAGE_SIZE`), both from the chunk header,
+  before buffering; input buffered while paused is limited to ``max_message_size`` bytes.
 - Chunk streams used when sending follow nginx-rtmp: 2 for protocol control, 3 for NetConnection command
   replies, 5 for NetStream status (``onStatus``) on the publishing message stream.
 """
@@ -36,14 +38,21 @@ from .messages import MAX_CHUNK_SIZE, Acknowledgement, LimitType, UserControl, U
 from .state import ConnectionState, ConnInput, StreamInput, StreamState, next_connection_state
 from .streams import MessageStream
 
-__all__ = ["MAX_AMF_MESSAGE_SIZE", "Connection"]
+__all__ = ["MAX_AMF_MESSAGE_SIZE", "MAX_MEDIA_MESSAGE_SIZE", "Connection"]
+
+#: Largest audio/video/aggregate message. The 3-byte length field can announce up to 16 MiB - 1; a 4K keyframe at a
+#: high bitrate is 1-2 MB (nginx-rtmp's default ``max_message`` is 1 MB), so 8 MiB is ~4x headroom, and half of
+#: what the field allows.
+MAX_MEDIA_MESSAGE_SIZE = 8 * 1024 * 1024
 
 
 class Connection(MessageHandlers):
     """A server-side RTMP connection that accepts publishers.
 
     Args:
-        max_message_size: largest RTMP message accepted (a header announcing more is refused at once).
+        max_message_size: largest media (audio, video, aggregate) message accepted; a header announcing more is
+            refused at once.
+        max_command_size: largest message of any other type (commands, data, control), refused the same way.
         window_ack_size: the Window Acknowledgement Size and peer bandwidth announced after ``connect``.
         chunk_size: the chunk size we send with (announced with Set Chunk Size after ``connect``).
         max_chunk_streams: most chunk stream ids the peer may use.
@@ -54,7 +63,8 @@ class Connection(MessageHandlers):
     def __init__(
         self,
         *,
-        max_message_size: int = 4 * 1024 * 1024,
+        max_message_size: int = MAX_MEDIA_MESSAGE_SIZE,
+        max_command_size: int = MAX_AMF_MESSAGE_SIZE,
         window_ack_size: int = 2_500_000,
         chunk_size: int = 4096,
         max_chunk_streams: int = 64,
@@ -68,6 +78,7 @@ class Connection(MessageHandlers):
         self._max_buffered = max(max_message_size, 2 * C1_SIZE)
         self._reader = ChunkReader(
             max_message_size=max_message_size,
+            max_command_size=min(max_command_size, max_message_size),
             max_chunk_streams=max_chunk_streams,
             max_inflight_bytes=2 * max_message_size,
         )

@@ -53,8 +53,11 @@ from .streams import MessageStream
 
 __all__ = ["MAX_AMF_MESSAGE_SIZE", "MessageHandlers"]
 
-#: Largest command or data message decoded; AMF0 decoding costs CPU per value, and real ones are < 4 KB.
-MAX_AMF_MESSAGE_SIZE: Final = 1024 * 1024
+#: Largest command, data or shared object message (and any non-media message), refused from its chunk header
+#: before buffering. Real ones are under 4 KB (OBS's connect ~300 B, its onMetaData ~600 B); 16 KiB leaves 4x
+#: headroom for verbose encoders while bounding the CPU one message can cost (AMF0 decoding of small values runs
+#: ~0.3 ms per KiB: ~5 ms at 16 KiB, ~0.4 s at 1 MiB, which would stall every stream on the node).
+MAX_AMF_MESSAGE_SIZE: Final = 16 * 1024
 CSID_CONTROL: Final = 2
 CSID_COMMAND: Final = 3
 CSID_STATUS: Final = 5

@@ -20,7 +20,7 @@ from ingest_node.rtmp import (
     UnpublishRequested,
     VideoReceived,
 )
-from ingest_node.rtmp.connection import MAX_AMF_MESSAGE_SIZE, Connection
+from ingest_node.rtmp.connection import MAX_AMF_MESSAGE_SIZE, MAX_MEDIA_MESSAGE_SIZE, Connection
 from ingest_node.rtmp.messages import CommandMessage, LimitType, MessageType, SetPeerBandwidth, UserControl
 
 from .helpers import (
@@ -296,8 +296,27 @@ class TestRefusals:
     def test_oversized_amf_message(self) -> None:
         pair = ConnectionPair()
         pair.do_handshake()
-        with pytest.raises(RemoteProtocolError, match="AMF message"):
+        with pytest.raises(RemoteProtocolError, match="command/data/control"):
             pair.send(pair.client.command("connect", 1, {"app": "x" * MAX_AMF_MESSAGE_SIZE}))
+
+    @pytest.mark.parametrize("type_id", [MessageType.COMMAND_AMF0, MessageType.DATA_AMF3, 16, 19, 4, 99])
+    def test_non_media_messages_are_capped_at_their_header(self, type_id: int) -> None:
+        """The cap applies from the 12-byte chunk header: not one payload byte is buffered before the refusal."""
+        pair = ConnectionPair()
+        pair.do_handshake()
+        header = bytes((0x03,)) + bytes(3) + (MAX_AMF_MESSAGE_SIZE + 1).to_bytes(3, "big") + bytes((type_id,))
+        with pytest.raises(RemoteProtocolError, match=f"{MAX_AMF_MESSAGE_SIZE}-byte limit"):
+            pair.send(header + bytes(4))
+
+    def test_media_messages_have_their_own_larger_cap(self) -> None:
+        pair = ConnectionPair()
+        pair.do_handshake()
+        big_video = bytes((0x04,)) + bytes(3) + (MAX_MEDIA_MESSAGE_SIZE).to_bytes(3, "big") + b"\x09" + bytes(4)
+        pair.send(big_video)  # announced and accepted (not yet complete)
+        pair = ConnectionPair()
+        pair.do_handshake()
+        with pytest.raises(RemoteProtocolError, match="media messages"):
+            pair.send(bytes((0x04,)) + bytes(3) + (MAX_MEDIA_MESSAGE_SIZE + 1).to_bytes(3, "big") + b"\x09" + bytes(4))
 
     def test_after_an_error_the_connection_is_dead(self) -> None:
         """h11: once the peer broke the protocol, further use is the caller's error."""

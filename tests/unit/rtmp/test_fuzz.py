@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 import tracemalloc
 
 import pytest
@@ -111,8 +112,24 @@ def handshaken() -> Connection:
 def test_oversized_announcement_is_refused_from_the_header() -> None:
     """The largest length a header can announce (24 bits, ~16 MiB) is refused from the 12 header bytes alone."""
     conn = handshaken()
-    with pytest.raises(RemoteProtocolError, match="exceeds the 4194304-byte limit"):
+    with pytest.raises(RemoteProtocolError, match="exceeds the 8388608-byte limit"):
         conn.receive_data(bytes.fromhex("06 000000 ffffff 09 01000000"))
+
+
+def test_a_1_mib_command_costs_nothing_to_refuse() -> None:
+    """A 1 MiB command of tiny AMF0 values, the costliest kind to decode, is refused from its header.
+
+    Before the header cap it was buffered and decoded: ~0.4 s of CPU per message (the node's one event loop, so
+    every stream on the node stalled). Now the refusal costs microseconds (the bound is loose for busy boxes).
+    """
+    body = amf0.encode("connect", 1.0, {"app": "live"}) + b"\x0a" + (1 << 20).to_bytes(4, "big") + b"\x05" * (1 << 20)
+    message = bytes.fromhex("03 000000") + len(body).to_bytes(3, "big") + b"\x14" + bytes(4)
+    conn = handshaken()
+    started = time.process_time()
+    with pytest.raises(RemoteProtocolError, match="command/data/control"):
+        conn.receive_data(message + body[:65536])
+    refused = time.process_time() - started
+    assert refused < 0.02, f"refusing a 1 MiB command took {refused * 1000:.1f} ms of CPU"
 
 
 def test_50_mb_while_paused_is_refused() -> None:
