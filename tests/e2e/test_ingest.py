@@ -14,6 +14,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 
 import boto3
 import pytest
@@ -29,11 +30,12 @@ pytestmark = [
 
 SECONDS = 10
 FPS = 30
+WINDOW = 8  # the reconnect window of this module's system
 
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    running = System(tmp_path_factory.mktemp("ingest") / "state", "--reconnect-window", "2")
+    running = System(tmp_path_factory.mktemp("ingest") / "state", "--reconnect-window", str(WINDOW))
     yield running
     running.stop()
 
@@ -368,29 +370,64 @@ def test_second_publisher_takes_over_the_same_broadcast(system: System) -> None:
     assert decoded.returncode == 0 and not decoded.stderr.strip(), decoded.stderr[-2000:]
 
 
-def test_reconnect_inside_the_window_continues_the_broadcast(system: System) -> None:
-    """A publisher that comes back within the reconnect window (2 s here) continues the same broadcast; one
-    that comes back later starts a new one."""
+def _wait_for(system: System, prefix: str, suffix: str, count: int = 1, timeout: float = 20) -> list[str]:
+    """Keys under ``prefix`` ending with ``suffix`` once there are at least ``count`` of them."""
+    s3 = boto3.client("s3", endpoint_url=system.stack["s3_endpoint"])
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = s3.list_objects_v2(Bucket=system.stack["bucket"], Prefix=prefix).get("Contents", [])
+        found = sorted(o["Key"] for o in listed if o["Key"].endswith(suffix))
+        if len(found) >= count:
+            return found
+        assert time.monotonic() < deadline, f"fewer than {count} {suffix} under {prefix}: {found}"
+        time.sleep(0.1)
+
+
+def _manifest(system: System, key: str) -> dict:
+    s3 = boto3.client("s3", endpoint_url=system.stack["s3_endpoint"])
+    return json.loads(s3.get_object(Bucket=system.stack["bucket"], Key=key)["Body"].read())
+
+
+def _killed_after(url: str, system: System, prefix: str, segments: int) -> float:
+    """Publish until ``segments`` segments are stored, then SIGKILL the publisher (a drop, no unpublish);
+    returns the wall-clock time of the kill."""
+    publisher = subprocess.Popen(ffmpeg_args(url, 60), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(system, prefix, ".m4s", segments)
+    finally:
+        publisher.kill()
+        publisher.wait()
+    return time.time()
+
+
+def test_drop_reconnect_clean_stop_and_window(system: System) -> None:
+    """A dropped publisher (SIGKILL) back after 5 s continues the same broadcast with one discontinuity; a clean
+    stop (ffmpeg's FCUnpublish/deleteStream at its end) ends it within 2 s; a drop with no reconnect ends it after
+    the window. "When the node decided" is the ``ended_at`` of ended.json, against the publisher's exit."""
     created = _channel(system, "reconnects")
     url = f"{created['ingest']['server']}/{created['streamKey']}"
     playback_id = created["channel"]["playbackId"]
-    assert ffmpeg_publish(url, seconds=3).returncode == 0
-    assert ffmpeg_publish(url, seconds=3).returncode == 0  # back at once: same broadcast
-    first_session, objects = _session_objects(system, playback_id)
-    assert {keys.decode(k).session_id for k in objects} == {first_session}
-    playlist = objects[keys.LivePlaylist(playback_id=playback_id, session_id=first_session).key].decode()
-    assert playlist.count("#EXT-X-DISCONTINUITY\n") == 1
-    assert ffmpeg_publish(url, seconds=2).returncode == 0  # the window ran out meanwhile: a new broadcast
-    deadline = time.monotonic() + 15
-    s3 = boto3.client("s3", endpoint_url=system.stack["s3_endpoint"])
-    prefix = keys.playback_prefix(keys.SESSIONS_PREFIX, playback_id)
-    while time.monotonic() < deadline:
-        listed = [o["Key"] for o in s3.list_objects_v2(Bucket=system.stack["bucket"], Prefix=prefix)["Contents"]]
-        ended = {keys.decode(k).session_id for k in listed if k.endswith("ended.json")}
-        if len(ended) == 2:
-            break
-        time.sleep(0.2)
-    assert len(ended) == 2 and first_session in ended
+    live = keys.playback_prefix(keys.LIVE_PREFIX, playback_id)
+    sessions = keys.playback_prefix(keys.SESSIONS_PREFIX, playback_id)
+
+    _killed_after(url, system, live, 3)
+    _wait_for(system, sessions, "reconnecting.json")  # viewers are told at once
+    time.sleep(5)
+    assert ffmpeg_publish(url, seconds=4).returncode == 0  # back after 5 s, then a clean stop
+    stopped = time.time()
+    session_id, objects = _session_objects(system, playback_id)
+    assert {keys.decode(k).session_id for k in objects} == {session_id}, "one broadcast"
+    playlist = objects[keys.LivePlaylist(playback_id=playback_id, session_id=session_id).key].decode()
+    assert playlist.count("#EXT-X-DISCONTINUITY\n") == 1 and "#EXT-X-ENDLIST" in playlist
+    ended = _manifest(system, _wait_for(system, sessions, "ended.json")[0])
+    assert ended["reason"] == "publisher_unpublished"
+    assert datetime.fromisoformat(ended["ended_at"]).timestamp() - stopped < 2.0
+
+    killed = _killed_after(url, system, live, 1 + len([k for k in objects if k.endswith(".m4s")]))
+    second = _wait_for(system, sessions, "ended.json", 2, timeout=WINDOW + 20)
+    ended = _manifest(system, next(k for k in second if keys.decode(k).session_id != session_id))
+    waited = datetime.fromisoformat(ended["ended_at"]).timestamp() - killed
+    assert ended["reason"] == "publisher_left" and WINDOW - 0.5 < waited < WINDOW + 5, waited
 
 
 def test_shutdown_ends_live_broadcasts_through_the_catalog(system: System) -> None:
