@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -88,6 +88,13 @@ class IssuedStreamKey(BaseModel):
         return cls(value=SecretStr(value), hash=hash_stream_key(value))
 
 
+#: How long after an owner's end-stream request the ingest node refuses the channel's publishes. OBS reconnects
+#: on its own with the same key (after 2, 3, 4.4, 6.5, 9.6 s...: ../OBS.md), which would start the stream again
+#: at once; a minute stops that loop while a streamer who really means to go live again can after a short wait.
+#: To stop an encoder for good, rotate the key.
+END_STREAM_HOLD = timedelta(seconds=60)
+
+
 class Channel(BaseModel):
     """A streamer's channel: who owns it, its public playback id, and the hash of its stream key."""
 
@@ -103,6 +110,13 @@ class Channel(BaseModel):
     #: A clean stop ("Stop Streaming": FCUnpublish/deleteStream) keeps the broadcast open for the reconnect window
     #: instead of ending it at once (for streamers who stop and start again to switch scenes or encoders).
     wait_on_unpublish: bool = False
+    #: When the owner last asked to end the channel's stream (``POST /api/channels/{id}/end-stream``): the ingest
+    #: node ends a broadcast whose publish was accepted before this changed, and holds new publishes for a while.
+    end_requested_at: datetime | None = None
+
+    def publish_held_until(self) -> datetime | None:
+        """Until when an end-stream request refuses new publishes (see :data:`END_STREAM_HOLD`), or None."""
+        return None if self.end_requested_at is None else self.end_requested_at + END_STREAM_HOLD
 
     @field_validator("playback_id")
     @classmethod

@@ -372,17 +372,44 @@ def rotate_key_update(channel: Channel, previous_hash: str) -> dict[str, Any]:
     }
 
 
-def rename_channel_update(channel_id: str, owner: str, name: str) -> dict[str, Any]:
-    """``UpdateItem`` arguments renaming a channel, only if it exists and belongs to ``owner``.
+def channel_update(
+    channel_id: str, owner: str, *, name: str | None = None, wait_on_unpublish: bool | None = None
+) -> dict[str, Any]:
+    """``UpdateItem`` arguments changing a channel's settings (those given), only if it exists and belongs to
+    ``owner``.
 
     Returns the whole new item (``ALL_NEW``); ConditionalCheckFailed means "no such channel of yours".
     """
+    names = {"#pk": PK, "#owner": "owner"}
+    values: dict[str, AttributeValue] = {":owner": {"S": owner}}
+    sets = []
+    for field, value in (("name", name), ("wait_on_unpublish", wait_on_unpublish)):
+        if value is not None:
+            names[f"#{field}"] = field
+            values[f":{field}"] = serialize(value)
+            sets.append(f"#{field} = :{field}")
+    if not sets:
+        raise ValueError("channel_update needs at least one field to set")
     return {
         "Key": channel_key(channel_id),
-        "UpdateExpression": "SET #name = :name",
+        "UpdateExpression": "SET " + ", ".join(sets),
         "ConditionExpression": "attribute_exists(#pk) AND #owner = :owner",
-        "ExpressionAttributeNames": {"#name": "name", "#pk": PK, "#owner": "owner"},
-        "ExpressionAttributeValues": {":name": {"S": name}, ":owner": {"S": owner}},
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+        "ReturnValues": "ALL_NEW",
+    }
+
+
+def end_stream_update(channel_id: str, owner: str, requested_at: datetime) -> dict[str, Any]:
+    """``UpdateItem`` arguments recording an owner's end-stream request (``end_requested_at``), only if the channel
+    exists and belongs to ``owner``; the ingest node watches the field (ConditionalCheckFailed: not yours).
+    """
+    return {
+        "Key": channel_key(channel_id),
+        "UpdateExpression": "SET #end = :end",
+        "ConditionExpression": "attribute_exists(#pk) AND #owner = :owner",
+        "ExpressionAttributeNames": {"#end": "end_requested_at", "#pk": PK, "#owner": "owner"},
+        "ExpressionAttributeValues": {":end": {"S": requested_at.isoformat()}, ":owner": {"S": owner}},
         "ReturnValues": "ALL_NEW",
     }
 

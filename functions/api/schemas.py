@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
 from capturestream.chat import ChatEntry
@@ -55,12 +55,27 @@ class CreateChannelRequest(BaseModel):
     name: ChannelName = Field(description="Display name, 1-100 printable characters.", examples=["My channel"])
 
 
-class RenameChannelRequest(BaseModel):
-    """``PATCH /api/channels/{channelId}`` body: the same rules as a new channel's name."""
+class UpdateChannelRequest(BaseModel):
+    """``PATCH /api/channels/{channelId}`` body: the settings to change (at least one), camelCase only; a name
+    follows a new channel's rules."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=False, validate_by_alias=True, extra="forbid", frozen=True
+    )
 
-    name: ChannelName = Field(description="Display name, 1-100 printable characters.", examples=["Friday show"])
+    name: ChannelName | None = Field(
+        default=None, description="Display name, 1-100 printable characters.", examples=["Friday show"]
+    )
+    wait_on_unpublish: StrictBool | None = Field(
+        default=None,
+        description='A clean stop (OBS "Stop Streaming") waits the reconnect window instead of ending the broadcast.',
+    )
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> UpdateChannelRequest:
+        if self.name is None and self.wait_on_unpublish is None:
+            raise ValueError("give at least one of name, waitOnUnpublish")
+        return self
 
 
 def watch_url(web_base_url: str, playback_id: str) -> str:
@@ -78,6 +93,7 @@ class ChannelOut(BaseModel):
     playback_id: str = Field(description="Public id used in watch URLs and media paths.")
     created_at: datetime
     key_rotated_at: datetime
+    wait_on_unpublish: bool = Field(description="A clean stop waits the reconnect window (see PATCH).")
 
     @classmethod
     def of(cls, channel: Channel) -> ChannelOut:
@@ -88,7 +104,20 @@ class ChannelOut(BaseModel):
             playback_id=channel.playback_id,
             created_at=channel.created_at,
             key_rotated_at=channel.key_rotated_at,
+            wait_on_unpublish=channel.wait_on_unpublish,
         )
+
+
+class EndStreamResponse(BaseModel):
+    """``POST /api/channels/{channelId}/end-stream``: the request is recorded; the ingest node acts on it."""
+
+    model_config = _WIRE
+
+    channel_id: str
+    end_requested_at: datetime
+    publish_held_until: datetime = Field(
+        description="Until then the ingest node refuses the channel's publishes (OBS's automatic reconnects too)."
+    )
 
 
 class IngestInfo(BaseModel):

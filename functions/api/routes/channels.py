@@ -12,6 +12,15 @@ Rules:
   A rename is one conditional write on owner and existence, then the stream item's title if the channel has a
   stream (``table.stream_title_update``); the ingest node reads the channel item at every publish, so the next
   broadcast's manifests carry the new name, and the catalog keeps it over a running broadcast's older title.
+  PATCH also sets ``waitOnUnpublish`` (the node reads it at the publish, so it applies from the next one).
+- Kicks go through DynamoDB, the only state the API shares with the ingest node: rotate-key changes the stored
+  key hash and end-stream sets ``end_requested_at``; the node's key watch (``ingest_node.publishers.key_watch``)
+  reads the channel items of its live broadcasts every second and disconnects the publisher within ~1 s, ending
+  the broadcast at once (no reconnect window).
+- What end-stream means for OBS's automatic reconnect (it retries with the same key for minutes): the node
+  refuses the channel's publishes for :data:`capturestream.models.END_STREAM_HOLD` (60 s) after the request
+  (onStatus ``NetStream.Publish.Denied``), so the encoder cannot restart the stream at once; after that the same
+  key works again. To stop an encoder for good, rotate the key.
 - Item shapes and key expressions come from ``capturestream.table``; this module never spells a key.
 """
 
@@ -27,7 +36,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from capturestream import recordings, table
 from capturestream.errors import Conflict, NotFound
 from capturestream.keys import NAME_PATTERN
-from capturestream.models import Channel, IssuedStreamKey
+from capturestream.models import Channel, IssuedStreamKey, utc_now
 from capturestream.recordings import RecordingStatus
 from capturestream.settings import ApiSettings
 
@@ -41,9 +50,10 @@ from ..schemas import (
     ChannelRecordingList,
     ChannelRecordingOut,
     CreateChannelRequest,
+    EndStreamResponse,
     ErrorResponse,
     IngestInfo,
-    RenameChannelRequest,
+    UpdateChannelRequest,
     watch_url,
 )
 from .recordings import DEFAULT_RECORDING_PAGE, MAX_RECORDING_PAGE, is_owner, recordings_page
@@ -108,26 +118,54 @@ _NOT_YOURS: dict[int | str, dict[str, Any]] = {
 
 
 @router.patch("/{channelId}", response_model=ChannelOut, responses=_NOT_YOURS)
-def rename_channel(
-    channel_id: ChannelId, body: RenameChannelRequest, user: CurrentUser, settings: SettingsDep, dynamodb: DynamoDep
+def update_channel(
+    channel_id: ChannelId, body: UpdateChannelRequest, user: CurrentUser, settings: SettingsDep, dynamodb: DynamoDep
 ) -> ChannelOut:
-    """Rename a channel; its stream card shows the new name at once, and its next broadcast carries it."""
+    """Rename a channel and/or set ``waitOnUnpublish``; a new name shows on its stream card at once, and its next
+    broadcast carries both."""
     if NAME_PATTERN.fullmatch(channel_id) is None:  # cannot exist; don't send junk keys to DynamoDB
         raise NotFound("channel not found")
+    update = table.channel_update(channel_id, user.id, name=body.name, wait_on_unpublish=body.wait_on_unpublish)
     try:
-        updated = dynamodb.update_item(
-            TableName=settings.table_name, **table.rename_channel_update(channel_id, user.id, body.name)
-        )
+        updated = dynamodb.update_item(TableName=settings.table_name, **update)
     except dynamodb.exceptions.ConditionalCheckFailedException:
         raise NotFound("channel not found") from None
     channel = table.read_channel(updated.get("Attributes"))
     if channel is None:  # half-written: it is being created
         raise NotFound("channel not found")
-    retitle = table.stream_title_update(channel.playback_id, channel.name)
-    with contextlib.suppress(dynamodb.exceptions.ConditionalCheckFailedException):  # never live: no stream item
-        dynamodb.update_item(TableName=settings.table_name, **retitle)
-    logger.info("channel renamed", extra={"channel_id": channel_id})
+    if body.name is not None:
+        retitle = table.stream_title_update(channel.playback_id, channel.name)
+        with contextlib.suppress(dynamodb.exceptions.ConditionalCheckFailedException):  # never live: no stream item
+            dynamodb.update_item(TableName=settings.table_name, **retitle)
+    logger.info("channel updated", extra={"channel_id": channel_id})
     return ChannelOut.of(channel)
+
+
+@router.post("/{channelId}/end-stream", status_code=202, response_model=EndStreamResponse, responses=_NOT_YOURS)
+def end_stream(
+    channel_id: ChannelId, user: CurrentUser, settings: SettingsDep, dynamodb: DynamoDep
+) -> EndStreamResponse:
+    """End the channel's live broadcast now: the ingest node disconnects the publisher within ~2 s and ends the
+    broadcast without a reconnect window. For the next 60 s (``publishHeldUntil``) the node refuses the channel's
+    publishes, so OBS's automatic reconnect cannot restart it; then the same key works again. To stop an encoder
+    for good, rotate the key. Answers 202 whether or not the channel is live (the request is recorded either way).
+    """
+    if NAME_PATTERN.fullmatch(channel_id) is None:  # cannot exist; don't send junk keys to DynamoDB
+        raise NotFound("channel not found")
+    update = table.end_stream_update(channel_id, user.id, utc_now())
+    try:
+        updated = dynamodb.update_item(TableName=settings.table_name, **update)
+    except dynamodb.exceptions.ConditionalCheckFailedException:
+        raise NotFound("channel not found") from None
+    channel = table.read_channel(updated.get("Attributes"))
+    if channel is None or channel.end_requested_at is None:  # half-written: it is being created
+        raise NotFound("channel not found")
+    held_until = channel.publish_held_until()
+    assert held_until is not None
+    logger.info("end of stream requested", extra={"channel_id": channel_id})
+    return EndStreamResponse(
+        channel_id=channel_id, end_requested_at=channel.end_requested_at, publish_held_until=held_until
+    )
 
 
 @router.post(
