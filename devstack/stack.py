@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import imageio_ffmpeg
 import uvloop
@@ -94,11 +95,21 @@ class Endpoints:
 
 
 def web_runtime_config(endpoints: Endpoints) -> dict[str, Any]:
-    """The web app's ``/config.json``: where its pages find the API, the WebSocket gateway and ingest."""
+    """The web app's ``/config.json``: where its pages find the API, the WebSocket gateway and ingest.
+
+    ``playbackUrl`` is the ingest node's HTTP origin (the go-live socket's server), where the watch page's low-latency
+    modes play ``/live/<playbackId>.flv`` and ``/live/<playbackId>/ll.m3u8``; ``None`` when that server is off.
+    """
+    capture = endpoints.capture_ws_url
+    playback = None
+    if capture is not None:
+        socket = urlsplit(capture)
+        playback = f"{'https' if socket.scheme == 'wss' else 'http'}://{socket.netloc}"
     return {
         "apiUrl": endpoints.api_url,
         "wsUrl": endpoints.ws_url,
-        "captureWsUrl": endpoints.capture_ws_url,
+        "captureWsUrl": capture,
+        "playbackUrl": playback,
         "rtmpUrl": endpoints.rtmp_url,
     }
 
