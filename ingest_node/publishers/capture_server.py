@@ -88,10 +88,15 @@ class CaptureServer:
         self.closing = False
         self._runner: web.AppRunner | None = None
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen; return the bound port (``port=0`` picks a free one)."""
-        app = web.Application()
+    def register(self, app: web.Application) -> None:
+        """Add the ``/capture`` route to ``app`` (the node's one HTTP app, :mod:`ingest_node.http_app`, which
+        listens and cleans up; :meth:`close` then only closes the connections)."""
         app.router.add_get(CAPTURE_PATH, self._handle)
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on an app of its own (go-live alone); return the bound port (``port=0`` picks a free one)."""
+        app = web.Application()
+        self.register(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
