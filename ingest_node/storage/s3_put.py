@@ -13,15 +13,18 @@ Rules:
   LocalStack, MinIO) with path-style URLs, else AWS's virtual-hosted ``https://<bucket>.s3.<region>.amazonaws.com``.
 - Signature Version 4 by :class:`capturestream.sigv4.Signer` for ``s3``, exactly as botocore's ``S3SigV4Auth``
   computes it (unit tests compare the two), with the payload hash in ``x-amz-content-sha256``.
-- Errors keep S3's code and HTTP status so the uploader can tell retryable (5xx, 429, SlowDown) from final (4xx).
+- Errors keep S3's code and HTTP status so the uploader can tell retryable (5xx, 429, SlowDown), configuration
+  errors (403 AccessDenied, 404 NoSuchBucket, a wrong region: the operator can fix those, so nothing is thrown away)
+  and objects S3 refuses for good (:attr:`S3PutError.rejects_object`: a 400 about the request itself).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -31,6 +34,33 @@ from capturestream.sigv4 import Signer
 
 _ERROR_CODE = re.compile(rb"<Code>([^<]+)</Code>")
 _UNRESERVED = "-_.~"
+#: 400-class codes about the credentials, clock or configuration, not the object: fixable, so never final.
+_NOT_ABOUT_THE_OBJECT = frozenset(
+    {
+        "AuthorizationHeaderMalformed",  # wrong region
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "RequestTimeTooSkewed",
+        "InvalidBucketName",
+        "IncompleteBody",
+        "BadDigest",
+        "RequestTimeout",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One object to store: everything its PUT needs."""
+
+    key: str
+    body: bytes
+    content_type: str
+    cache_control: str
+    queued_at: float = field(default_factory=time.monotonic)
+    #: User metadata (``x-amz-meta-*``), e.g. a live segment's :class:`capturestream.keys.SegmentMetadata`.
+    metadata: dict[str, str] | None = None
 
 
 class S3PutError(Exception):
@@ -47,6 +77,15 @@ class S3PutError(Exception):
         return (
             self.status == 0 or self.status >= 500 or self.status == 429 or self.code in ("SlowDown", "RequestTimeout")
         )
+
+    @property
+    def rejects_object(self) -> bool:
+        """S3 refuses this request for good (too large, bad argument): trying again can never store it.
+
+        403/404/301 (AccessDenied, NoSuchBucket, wrong endpoint) are not: they are the node's configuration,
+        which an operator fixes, after which the same object stores fine.
+        """
+        return self.status in (400, 411, 413, 414) and self.code not in _NOT_ABOUT_THE_OBJECT
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from capturestream import keys
 
-from .uploader import Upload, Uploader
+from .s3_put import S3PutError
+from .uploader import Outcome, Upload, Uploader
 
 
 @dataclass(eq=False)
@@ -57,21 +58,21 @@ class WatchedUploader(Uploader):
         """Stop counting for this watcher (idempotent)."""
         self._watches.discard(watch)
 
-    async def put(self, upload: Upload) -> bool:
-        """Store one object (:meth:`Uploader.put`), telling the watchers of its broadcast."""
+    async def store(self, upload: Upload, *, attempts: int | None = None) -> tuple[Outcome, S3PutError | None]:
+        """Store one object (:meth:`Uploader.store`), telling the watchers of its broadcast."""
         watches = [watch for watch in self._watches if upload.key.startswith(watch.prefix)]
         if not watches:
-            return await super().put(upload)
+            return await super().store(upload, attempts=attempts)
         for watch in watches:
             watch.in_flight_since = upload.queued_at
         try:
-            stored = await super().put(upload)
+            outcome, error = await super().store(upload, attempts=attempts)
         finally:
             for watch in watches:
                 watch.in_flight_since = None
-        if stored:
+        if outcome is Outcome.STORED:
             segment = isinstance(keys.decode(upload.key), keys.LiveSegment)
             for watch in watches:
                 watch.last_latency = time.monotonic() - upload.queued_at
                 watch.segments += segment
-        return stored
+        return outcome, error

@@ -8,7 +8,7 @@ import time
 import boto3
 import pytest
 
-from ingest_node.storage.uploader import MEDIA, PLAYLIST, StreamUploadQueue, Upload, Uploader
+from ingest_node.storage.uploader import MEDIA, PLAYLIST, Outcome, StreamUploadQueue, Upload, Uploader
 
 
 @pytest.fixture
@@ -22,14 +22,14 @@ async def test_objects_are_stored_in_order_with_their_headers(bucket: str) -> No
     s3 = boto3.client("s3")
     async with Uploader(bucket) as uploader:
         stored: list[str] = []
-        real_put = uploader.put
+        real_store = uploader.store
 
-        async def recording_put(upload: Upload) -> bool:
-            ok = await real_put(upload)
+        async def recording_store(upload: Upload, **kwargs: object) -> tuple[Outcome, object]:
+            result = await real_store(upload, **kwargs)  # type: ignore[arg-type]
             stored.append(upload.key)
-            return ok
+            return result
 
-        uploader.put = recording_put  # type: ignore[method-assign]
+        uploader.store = recording_store  # type: ignore[method-assign]
         queue = StreamUploadQueue(uploader, "t")
         for n in range(20):
             await queue.put(f"obj/{n:03d}", bytes([n]) * 1000, MEDIA, metadata={"init-epoch": str(n % 3)})
