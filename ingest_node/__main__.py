@@ -25,7 +25,8 @@ from capturestream.logs import configure_logging
 from capturestream.settings import IngestSettings, get_settings
 
 from .publishers.capture_server import CAPTURE_PATH, CaptureServer
-from .publishers.rtmp_server import RtmpServer
+from .publishers.key_watch import KeyWatch
+from .publishers.rtmp_server import ConnectionLimits, RtmpServer
 from .publishers.stream_keys import StreamKeyChecker
 from .sessions.registry import SessionRegistry
 from .storage.upload_watch import WatchedUploader
@@ -51,8 +52,20 @@ async def serve(settings: IngestSettings) -> None:
             node_id=node_id,
             remuxer=settings.remuxer,
         )
-        keys = StreamKeyChecker(dynamodb, settings.table_name)
-        server = RtmpServer(registry, keys, idle_timeout=settings.idle_timeout)
+        keys = StreamKeyChecker(
+            dynamodb, settings.table_name, live_channels=lambda: [b.channel for b in registry.broadcasts]
+        )
+        limits = ConnectionLimits(
+            max_connections=settings.max_connections,
+            max_preauth_per_address=settings.max_preauth_per_address,
+            preauth_bytes=settings.preauth_bytes,
+            setup_timeout=settings.setup_timeout,
+            idle_timeout=settings.idle_timeout,
+            max_queued_bytes=settings.connection_buffer_bytes,
+        )
+        server = RtmpServer(registry, keys, limits=limits)
+        watch = KeyWatch(registry, keys, interval=settings.key_watch_interval)
+        watch.start()
         port = await server.start(settings.rtmp_host, settings.rtmp_port)
         log.info("RTMP ingest listening on %s:%d", settings.rtmp_host, port)
         capture = CaptureServer(registry, keys, uploads=uploader, idle_timeout=settings.idle_timeout)
@@ -63,6 +76,7 @@ async def serve(settings: IngestSettings) -> None:
         print(json.dumps({"port": port, "capture_port": capture_port, "capture_path": CAPTURE_PATH}), flush=True)
         await stop.wait()
         log.info("shutting down")
+        await watch.close()
         await server.close()
         await capture.close()
         await registry.close()

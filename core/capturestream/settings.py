@@ -138,6 +138,19 @@ class IngestSettings(_Base):
     remuxer: str = Field(default="inprocess", pattern="^(inprocess|ffmpeg)$", alias="REMUXER")
     #: A publisher that sends no media for this long is dropped.
     idle_timeout: float = Field(default=30.0, gt=0, le=600, alias="IDLE_TIMEOUT")
+    #: The handshake and commands up to an accepted ``publish`` must fit in this (slowloris, stalled clients).
+    setup_timeout: float = Field(default=10.0, gt=0, le=120, alias="SETUP_TIMEOUT")
+    #: Open RTMP connections per node; more are refused at once.
+    max_connections: int = Field(default=1000, ge=1, alias="MAX_CONNECTIONS")
+    #: RTMP connections per remote address that have not published yet (publishing ones count only toward
+    #: ``MAX_CONNECTIONS``, so many publishers behind one NAT are fine).
+    max_preauth_per_address: int = Field(default=16, ge=1, alias="MAX_PREAUTH_PER_ADDRESS")
+    #: Bytes an RTMP connection may send before its publish is accepted (the handshake is 3073).
+    preauth_bytes: int = Field(default=64 * 1024, ge=4096, alias="PREAUTH_BYTES")
+    #: Unhandled media one connection may hold in memory before reading pauses (resumes below half).
+    connection_buffer_bytes: int = Field(default=4 * 1024 * 1024, ge=65536, alias="CONNECTION_BUFFER_BYTES")
+    #: Seconds between the key watch's reads of live channels (rotate-key / end-stream kicks land within it).
+    key_watch_interval: float = Field(default=1.0, gt=0, le=60, alias="KEY_WATCH_INTERVAL")
     #: The node's HTTP listener: browser go-live (``/capture``), and the node's other HTTP routes.
     capture_host: str = Field(default="0.0.0.0", alias="CAPTURE_HOST")
     #: The node's HTTP port; 0 picks a free one (as ``RTMP_PORT=0`` does).

@@ -34,6 +34,7 @@ from capturestream.errors import Unauthorized
 from mediakit.cmaf.flv import FileTag
 from mediakit.ffmpeg_args import capture_args
 
+from .. import metrics
 from ..rtmp import ProtocolError, amf0
 from ..sessions.broadcast import Broadcast
 from ..sessions.registry import Publisher, SessionRegistry
@@ -51,7 +52,7 @@ from .capture_protocol import (
     StopRequested,
     stopped_message,
 )
-from .stream_keys import StreamKeyChecker
+from .stream_keys import KeyCheckUnavailable, PublishHeld, StreamKeyChecker
 from .webm_tracks import NotMatroska, RecordedTracks, read_tracks
 
 log = logging.getLogger(__name__)
@@ -192,8 +193,10 @@ class CaptureConnection:
         self._request = start.request
         try:
             channel = await self.server.keys.channel_for(start.request.stream_key.get_secret_value())
-        except Unauthorized:
-            log.info("capture refused: bad stream key", extra={"connection": self.name, "peer": self.peer})
+        except Unauthorized as refusal:
+            if not isinstance(refusal, (KeyCheckUnavailable, PublishHeld)):
+                metrics.REJECTED_KEYS.inc()
+            log.info("capture refused: %s", type(refusal).__name__, extra={"connection": self.name, "peer": self.peer})
             raise CaptureError(ErrorCode.UNAUTHORIZED, "stream key refused") from None
         self.broadcast = await self.server.registry.attach(channel, self.publisher)
         reply = self.protocol.accept(playback_id=self.broadcast.playback_id, session_id=self.broadcast.session_id)

@@ -5,14 +5,27 @@ bytes to the sans-IO :class:`ingest_node.rtmp.Connection` and writes back whatev
 handled in order by one task per connection, because checking a stream key and queueing uploads are async.
 
 Rules:
-- Deadlines: the handshake and the command sequence up to ``publish`` must finish within ``setup_timeout``;
-  a publisher that sends no media for ``idle_timeout`` is dropped (slowloris, stalled encoders).
-- Backpressure: reading pauses while the connection has too many unhandled events or its broadcast has too many
-  uploads pending; TCP then pushes back on the publisher instead of this process buffering without bound.
+- Limits (:class:`ConnectionLimits`), each refusal counted in ``connections_refused_total{reason}`` and closed
+  at once (``abort``: no lingering close): at most ``max_connections`` per node (``node_limit``); at most
+  ``max_preauth_per_address`` connections per remote address that have **not yet published**
+  (``address_limit``; publishing ones count only toward the node cap, so many publishers behind one NAT are
+  fine); before its publish is accepted a connection may send ``preauth_bytes`` (``preauth_bytes``: the
+  handshake is 3073 bytes and OBS's commands < 1 KB, so 64 KiB is plenty; the core's own caps bound every
+  message, :mod:`ingest_node.rtmp.chunks`).
+- Deadlines: the handshake and the command sequence up to ``publish`` must finish within ``setup_timeout``
+  (``setup_timeout``; with the per-address cap, a slowloris at 1 byte/s holds at most that many sockets for that
+  long); a publisher that sends no media for ``idle_timeout`` is dropped (stalled encoders). Time while *we*
+  paused reading does not count as idle: a slow S3 never gets a healthy publisher dropped.
+- Backpressure, in bytes: reading pauses while the connection's unhandled events hold more than
+  ``max_queued_bytes`` (payload plus a per-event overhead) or its broadcast reports ``upload_backpressure``
+  (memory and disk spool full), and resumes below half of it with no backpressure; TCP then pushes back on the
+  publisher instead of this process buffering without bound.
 - ``RemoteProtocolError`` closes the connection (the core has bounded what it buffered); any other failure in a
   connection's task is logged and closes that connection only.
 - A wrong stream key gets ``NetStream.Publish.BadName`` (OBS shows "could not access the stream key" and does not
-  retry), then the connection closes. The key is never logged.
+  retry), then the connection closes; a channel held after an end-stream gets ``NetStream.Publish.Denied``; a key
+  that could not be checked (DynamoDB unavailable, no live session to vouch for it) gets
+  ``NetStream.Publish.Rejected`` (OBS retries a reconnect). The key is never logged.
 """
 
 from __future__ import annotations
@@ -22,21 +35,42 @@ import contextlib
 import itertools
 import logging
 import time
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from capturestream.errors import Unauthorized
 
-from .. import rtmp
+from .. import metrics, rtmp
 from ..sessions.broadcast import Broadcast
 from ..sessions.registry import Publisher, SessionRegistry
-from .stream_keys import StreamKeyChecker
+from .stream_keys import KeyCheckUnavailable, PublishHeld, StreamKeyChecker
 
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
-_MAX_QUEUED_EVENTS = 512  # unhandled events before reading pauses
-_MAX_PENDING_UPLOADS = 128  # objects of the broadcast waiting for S3 before reading pauses
-_RESUME_BELOW = 64  # both must fall below this to read again
+#: Bytes an unhandled event is counted as besides its payload (the event object and the queue's slot).
+_EVENT_OVERHEAD = 128
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """What one node lets publishers hold (see the module rules); defaults are the production ones."""
+
+    max_connections: int = 1000
+    max_preauth_per_address: int = 16
+    preauth_bytes: int = 64 * 1024
+    setup_timeout: float = 10.0
+    idle_timeout: float = 30.0
+    max_queued_bytes: int = 4 * 1024 * 1024
+    #: The RTMP core's per-message caps (see :mod:`ingest_node.rtmp.chunks`).
+    max_command_size: int = rtmp.MAX_AMF_MESSAGE_SIZE
+    max_message_size: int = rtmp.MAX_MEDIA_MESSAGE_SIZE
+
+
+def _refuse(transport: asyncio.BaseTransport, reason: str) -> None:
+    metrics.CONNECTIONS_REFUSED.labels(reason=reason).inc()
+    transport.abort()  # type: ignore[attr-defined]  # at once: no lingering close, nothing more is read
 
 
 class RtmpConnection(asyncio.Protocol):
@@ -45,7 +79,8 @@ class RtmpConnection(asyncio.Protocol):
     def __init__(self, server: RtmpServer) -> None:
         self.server = server
         self.name = f"rtmp-{next(_ids)}"
-        self.core = rtmp.Connection()
+        limits = server.limits
+        self.core = rtmp.Connection(max_message_size=limits.max_message_size, max_command_size=limits.max_command_size)
         self.transport: asyncio.Transport | None = None
         self.events: asyncio.Queue[Any] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
@@ -57,15 +92,34 @@ class RtmpConnection(asyncio.Protocol):
         self.failed = False
         self.last_media = time.monotonic()
         self.peer = "?"
+        self.address = "?"
+        #: counted against its address's pre-auth cap (until its publish is accepted or it closes)
+        self.preauth = False
+        self.queued_bytes = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's transports aren't asyncio subclasses
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.address = str(peer[0]) if peer else "?"
+        server, limits = self.server, self.server.limits
+        if len(server.connections) >= limits.max_connections:
+            return _refuse(transport, "node_limit")
+        if server.preauth[self.address] >= limits.max_preauth_per_address:
+            return _refuse(transport, "address_limit")
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports aren't asyncio subclasses
+        self.preauth = True
+        server.preauth[self.address] += 1
+        server.connections.add(self)
         self.task = asyncio.create_task(self._run(), name=self.name)
-        self.server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        metrics.RECEIVED_BYTES.inc(len(data))
+        if self.preauth and self.core.bytes_received + len(data) > self.server.limits.preauth_bytes:
+            self.failed = True
+            log.info("refused: too many bytes before publishing", extra={"connection": self.name, "peer": self.peer})
+            if self.transport is not None:
+                _refuse(self.transport, "preauth_bytes")
+            return
         self._feed(data)
 
     def eof_received(self) -> bool:
@@ -73,8 +127,20 @@ class RtmpConnection(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.events.put_nowait(rtmp.ConnectionClosed())
+        if self.transport is None:
+            return  # refused in connection_made: never counted
+        self._end_preauth()
+        self._enqueue(rtmp.ConnectionClosed())
         self.server.connections.discard(self)
+
+    def _end_preauth(self) -> None:
+        if self.preauth:
+            self.preauth = False
+            count = self.server.preauth[self.address] - 1
+            if count > 0:
+                self.server.preauth[self.address] = count
+            else:
+                del self.server.preauth[self.address]
 
     def close(self, reason: str) -> None:
         """Close the socket (idempotent); the task then sees ConnectionClosed."""
@@ -87,17 +153,29 @@ class RtmpConnection(asyncio.Protocol):
             return
         try:
             for event in self.core.receive_data(data):
-                self.events.put_nowait(event)
+                self._enqueue(event)
         except rtmp.ProtocolError as error:
             self.failed = True
+            metrics.PROTOCOL_ERRORS.labels(protocol="rtmp").inc()
             log.warning("protocol error from %s: %s", self.peer, error, extra={"connection": self.name})
             self._flush()
             self.close("protocol error")
             return
         self._flush()
-        uploads = self.broadcast.pending_uploads if self.broadcast else 0
-        if self.events.qsize() > _MAX_QUEUED_EVENTS or uploads > _MAX_PENDING_UPLOADS:
+        if self.queued_bytes > self.server.limits.max_queued_bytes or self._storage_backpressure():
             self._pause()
+
+    def _enqueue(self, event: Any) -> None:
+        self.queued_bytes += _EVENT_OVERHEAD + len(getattr(event, "payload", b""))
+        self.events.put_nowait(event)
+
+    async def _next_event(self) -> Any:
+        event = await self.events.get()
+        self.queued_bytes -= _EVENT_OVERHEAD + len(getattr(event, "payload", b""))
+        return event
+
+    def _storage_backpressure(self) -> bool:
+        return self.broadcast is not None and self.broadcast.upload_backpressure
 
     def _flush(self) -> None:
         out = self.core.data_to_send()
@@ -106,18 +184,19 @@ class RtmpConnection(asyncio.Protocol):
 
     async def _run(self) -> None:
         try:
-            async with asyncio.timeout(self.server.setup_timeout) as deadline:
+            async with asyncio.timeout(self.server.limits.setup_timeout) as deadline:
                 while self.broadcast is None:
-                    if not await self._handle(await self.events.get()):
+                    if not await self._handle(await self._next_event()):
                         return
                 deadline.reschedule(None)
             watchdog = asyncio.create_task(self._idle_watchdog())
             try:
-                while await self._handle(await self.events.get()):
+                while await self._handle(await self._next_event()):
                     pass
             finally:
                 watchdog.cancel()
         except TimeoutError:
+            metrics.CONNECTIONS_REFUSED.labels(reason="setup_timeout").inc()
             log.info("publisher too slow to start", extra={"connection": self.name, "peer": self.peer})
         except Exception:
             log.exception("connection task failed", extra={"connection": self.name})
@@ -158,22 +237,34 @@ class RtmpConnection(asyncio.Protocol):
             return True  # a second publish on one connection: ignore, the first stands
         try:
             channel = await self.server.keys.channel_for(event.stream_key)
-        except Unauthorized:
-            log.info("publish refused: bad stream key", extra={"connection": self.name, "peer": self.peer})
-            with contextlib.suppress(rtmp.ProtocolError):  # the peer may be gone already
-                self.core.reject_publish(event.stream_id)
-            self._flush()
+        except Unauthorized as refusal:
+            self._refuse_publish(event.stream_id, refusal)
             return False
         try:
             self.core.accept_publish(event.stream_id)
         except rtmp.ProtocolError:
             return False  # the peer went away while its key was being checked
+        self._end_preauth()
         self._flush()
         for pending in self.core.pending_events():  # media the core held back while we decided
-            self.events.put_nowait(pending)
+            self._enqueue(pending)
         self.broadcast = await self.server.registry.attach(channel, self.publisher)
         log.info("publishing", extra={**self.broadcast.log_extra, "connection": self.name, "peer": self.peer})
         return True
+
+    def _refuse_publish(self, stream_id: int, refusal: Unauthorized) -> None:
+        """Answer a refused publish with an onStatus error (never silence: OBS.md), then the caller closes."""
+        if isinstance(refusal, KeyCheckUnavailable):
+            code, text, why = "NetStream.Publish.Rejected", "Stream key check unavailable; retry.", "key check failed"
+        elif isinstance(refusal, PublishHeld):
+            code, text, why = "NetStream.Publish.Denied", "The channel's owner ended the stream.", "held"
+        else:
+            code, text, why = "NetStream.Publish.BadName", "Publishing refused.", "bad stream key"
+            metrics.REJECTED_KEYS.inc()
+        log.info("publish refused: %s", why, extra={"connection": self.name, "peer": self.peer})
+        with contextlib.suppress(rtmp.ProtocolError):  # the peer may be gone already
+            self.core.reject_publish(stream_id, code, text)
+        self._flush()
 
     def _pause(self) -> None:
         """Stop reading until the event queue and the broadcast's uploads have drained (TCP pushes back)."""
@@ -184,19 +275,20 @@ class RtmpConnection(asyncio.Protocol):
         self.resumer = asyncio.get_running_loop().create_task(self._resume_when_drained())
 
     async def _resume_when_drained(self) -> None:
+        resume_below = self.server.limits.max_queued_bytes // 2
         while self.paused and self.transport is not None and not self.transport.is_closing():
-            uploads = self.broadcast.pending_uploads if self.broadcast else 0
-            if self.events.qsize() < _RESUME_BELOW and uploads < _RESUME_BELOW:
+            if self.queued_bytes < resume_below and not self._storage_backpressure():
                 self.paused = False
+                self.last_media = max(self.last_media, time.monotonic())  # time paused by us is not idle time
                 self.transport.resume_reading()
                 return
             await asyncio.sleep(0.05)
 
     async def _idle_watchdog(self) -> None:
-        timeout = self.server.idle_timeout
+        timeout = self.server.limits.idle_timeout
         while True:
             await asyncio.sleep(timeout / 4)
-            if time.monotonic() - self.last_media > timeout:
+            if not self.paused and time.monotonic() - self.last_media > timeout:
                 log.info("publisher idle, dropping it", extra={"connection": self.name})
                 self.close("no media")
                 return
@@ -209,16 +301,16 @@ class RtmpServer:
         self,
         registry: SessionRegistry,
         keys: StreamKeyChecker,
-        *,
-        setup_timeout: float = 10.0,
-        idle_timeout: float = 30.0,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.registry = registry
         self.keys = keys
-        self.setup_timeout = setup_timeout
-        self.idle_timeout = idle_timeout
+        self.limits = limits or ConnectionLimits()
         self.connections: set[RtmpConnection] = set()
+        #: connections not yet publishing, by remote address
+        self.preauth: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
+        metrics.watch(metrics.CONNECTIONS, lambda: len(self.connections), protocol="rtmp")
 
     async def start(self, host: str, port: int) -> int:
         """Listen; return the bound port (``port=0`` picks a free one)."""

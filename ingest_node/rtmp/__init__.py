@@ -16,7 +16,7 @@ does), ``events``, ``state`` (transition tables), ``handshake``, ``chunks``, ``m
 """
 
 from .amf0 import UNDEFINED, Date, EcmaArray
-from .connection import Connection
+from .connection import MAX_AMF_MESSAGE_SIZE, MAX_MEDIA_MESSAGE_SIZE, Connection
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
     AudioReceived,
@@ -32,6 +32,8 @@ from .events import (
 from .state import ConnectionState, StreamState
 
 __all__ = [
+    "MAX_AMF_MESSAGE_SIZE",
+    "MAX_MEDIA_MESSAGE_SIZE",
     "UNDEFINED",
     "AudioReceived",
     "ConnectRequested",

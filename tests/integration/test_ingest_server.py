@@ -19,7 +19,7 @@ import pytest
 from aiobotocore.session import get_session
 
 from capturestream import keys
-from ingest_node.publishers.rtmp_server import RtmpServer
+from ingest_node.publishers.rtmp_server import ConnectionLimits, RtmpServer
 from ingest_node.publishers.stream_keys import StreamKeyChecker
 from ingest_node.sessions.registry import SessionRegistry
 from ingest_node.storage.uploader import Uploader
@@ -33,7 +33,9 @@ pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg
 async def node(publish_target: PublishTarget) -> AsyncIterator[tuple[RtmpServer, int, dict]]:
     async with Uploader(BUCKET) as uploader, get_session().create_client("dynamodb") as ddb:
         registry = SessionRegistry(uploader, reconnect_window=0, segment_seconds=1.0, node_id="test")
-        server = RtmpServer(registry, StreamKeyChecker(ddb, TABLE), setup_timeout=1.5, idle_timeout=3)
+        # 27 abusive clients connect at once from 127.0.0.1 here: the per-address cap is the hostile test's subject
+        limits = ConnectionLimits(setup_timeout=1.5, idle_timeout=3, max_preauth_per_address=64)
+        server = RtmpServer(registry, StreamKeyChecker(ddb, TABLE), limits=limits)
         port = await server.start("127.0.0.1", 0)
         yield server, port, {"channel": publish_target.channel, "key": publish_target.key}
         await server.close()
