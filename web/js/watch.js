@@ -1,11 +1,16 @@
 // The watch page: `?v=<playbackId>` plays a live stream (with its states: waiting, reconnecting, ended → the
 // recording), `?r=<recordingId>` plays a recording with storyboard previews and chat replayed in sync,
 // `?src=<same-origin playlist>` plays any HLS playlist with the live configuration (benchmarks, debugging).
+// A live stream plays standard HLS through the CDN unless the viewer picks a low-latency mode (latency-mode.js):
+// LL-HLS or HTTP-FLV straight from the ingest node, back to standard HLS (with a toast) when the node's endpoint
+// fails before showing a picture, or keeps failing after a drop.
 
 import { api, ApiError } from './api.js';
 import { ChatPanel, ChatReplay, recentChat } from './chat.js';
-import { h, replace } from './dom.js';
+import { config } from './config.js';
+import { h, replace, toast } from './dom.js';
 import { ago, clock, date, viewers } from './format.js';
+import { LatencySwitch, MODES, nodeSource, storedMode } from './latency-mode.js';
 import { Player } from './player.js';
 import { renderShell } from './shell.js';
 import { attachScrubber, parseStoryboard } from './storyboard.js';
@@ -19,6 +24,8 @@ const player = new Player(video);
 const chat = new ChatPanel($('chat'));
 const POLL_MS = 5000;
 const BEHIND_LIVE_BUTTON = 4; // seconds behind live before "Go to live" shows
+const LOW_LATENCY_FIRST_FRAME_MS = 10_000; // a low-latency mode without a picture by then falls back to standard
+const LOW_LATENCY_RETRIES = 4; // reloads of a low-latency source that played, while the stream is live
 
 const overlay = {
   show({ title, text = '', spinner = false, soft = false, actions = [], poster = null }) {
@@ -77,8 +84,74 @@ async function watchLive(streamId) {
   let endedTimer = null;
   let chatLoadedFor = null;
   const socket = new LiveSocket();
+  const node = (await config()).playbackUrl || null;
+  const modes = new LatencySwitch($('latency-mode'));
+  let mode = node ? storedMode() : 'standard'; // what plays now
+  let played = false; // the current mode has shown a picture on this page
+  let retries = 0;
+  let retryTimer = null;
+  let firstFrameTimer = null;
+  modes.select(mode);
 
-  player.on('playing', () => { if (stream && stream.status === 'live') overlay.hide(); })
+  /** (Re)load the current mode's source: the CDN's playlist, or the node's LL-HLS / HTTP-FLV. */
+  function startPlayback() {
+    clearTimeout(firstFrameTimer);
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    source = stream.playbackUrl;
+    video.controls = true;
+    const url = node && nodeSource(mode, node, streamId);
+    if (!url) player.loadHls(source, { live: true });
+    else if (mode === 'flv') player.loadFlv(url);
+    else player.loadHls(url, { live: true, lowLatency: true });
+    if (url && !played) {
+      firstFrameTimer = setTimeout(() => stream.status === 'live' && fallBack('no picture'), LOW_LATENCY_FIRST_FRAME_MS);
+    }
+    overlay.show({ title: 'Starting…', spinner: true, soft: true });
+  }
+
+  function fallBack(reason) {
+    if (mode === 'standard') return;
+    toast(`${MODES[mode]} is not available (${reason}): playing standard HLS.`);
+    mode = 'standard';
+    modes.select(mode);
+    played = false;
+    startPlayback();
+  }
+
+  modes.on('change', (next) => {
+    mode = next;
+    played = false;
+    retries = 0;
+    if (stream && stream.playbackUrl && stream.status !== 'ended') startPlayback();
+  });
+
+  player.on('playing', () => {
+    clearTimeout(firstFrameTimer);
+    played = true;
+    retries = 0;
+    if (stream && stream.status === 'live') overlay.hide();
+  })
+    .on('sourceError', async (message) => {
+      if (mode === 'standard' || retryTimer) return;
+      if (!played) {
+        fallBack(message);
+        return;
+      }
+      retryTimer = -1; // one reaction per failure, however many errors the source reports
+      await poll(); // a drop or the end? Reconnecting: apply() reloads when live again; ended: it shows the end.
+      if (mode === 'standard' || !stream || stream.status !== 'live') {
+        retryTimer = null;
+        return;
+      }
+      retries += 1;
+      if (retries > LOW_LATENCY_RETRIES) {
+        retryTimer = null;
+        fallBack(message);
+        return;
+      }
+      retryTimer = setTimeout(startPlayback, 1000 * retries);
+    })
     .on('latency', showLatency)
     .on('ended', () => showEnded())
     .on('fatal', (message) => overlay.show({
@@ -152,14 +225,13 @@ async function watchLive(streamId) {
         .then((items) => chat.add(items))
         .catch(() => chat.setStatus('Earlier messages could not be loaded.'));
     }
+    modes.show(Boolean(node) && (stream.status === 'live' || stream.status === 'reconnecting'));
     if (stream.status === 'live' || stream.status === 'reconnecting') {
       chat.setStatus('');
       chat.form.hidden = false;
-      if (stream.playbackUrl && stream.playbackUrl !== source) {
-        source = stream.playbackUrl;
-        video.controls = true;
-        player.loadHls(source, { live: true });
-        overlay.show({ title: 'Starting…', spinner: true, soft: true });
+      const resumed = previous && previous.status === 'reconnecting' && stream.status === 'live';
+      if (stream.playbackUrl && (stream.playbackUrl !== source || (resumed && mode !== 'standard'))) {
+        startPlayback(); // the node's live sources start again from the resumed stream's first keyframe
       }
       if (stream.status === 'reconnecting') {
         overlay.show({

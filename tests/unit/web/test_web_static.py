@@ -6,6 +6,7 @@ user-supplied string as text; these tests keep code that would break either out 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -114,14 +115,60 @@ def test_pages_reference_only_files_that_exist(page: Path):
 
 
 def test_vendored_libraries_carry_their_licences():
-    for library in ("hls.js", "uplot"):
+    for library in ("hls.js", "uplot", "mpegts.js"):
         folder = WEB / "vendor" / library
         assert (folder / "LICENSE.txt").is_file() and (folder / "VERSION.txt").is_file(), library
+    # the minified bundle's header points at the notice of what it bundles (es6-promise, MIT)
+    mpegts = WEB / "vendor" / "mpegts.js"
+    assert "see mpegts.js.LICENSE.txt" in (mpegts / "mpegts.js").read_text()[:200]
+    assert (mpegts / "mpegts.js.LICENSE.txt").is_file()
+    assert "mpegts.js 1.8.2" in (mpegts / "VERSION.txt").read_text()
 
 
 def test_pages_stay_small_before_the_player_library():
     own = sum(p.stat().st_size for p in [*PAGES, *OWN_JS, *(WEB / "css").glob("*.css")])
     assert own < 300_000, own
+
+
+def test_flv_player_is_loaded_only_when_a_viewer_picks_it():
+    """mpegts.js (275 KB) is no page's <script>: player.js adds the vendored file on first use of HTTP-FLV."""
+    for page in PAGES:
+        assert "mpegts" not in page.read_text(), page.name
+    player = (WEB / "js" / "player.js").read_text()
+    match = re.search(r"new URL\('([^']+)', import\.meta\.url\)", player)
+    assert match, "player.js does not name the vendored mpegts.js"
+    assert ((WEB / "js") / match.group(1)).resolve() == (WEB / "vendor" / "mpegts.js" / "mpegts.js").resolve()
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_latency_modes_map_to_the_node_urls_and_remember_only_known_modes():
+    """watch.html's radios are latency-mode.js's MODES (a typo would be a dead button); nodeSource() spells the
+    ingest node's contract; storedMode() ignores what it does not know."""
+    script = """
+      const store = new Map();
+      globalThis.localStorage = { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v) };
+      const m = await import(process.argv[1]);
+      const out = [m.nodeSource('flv', 'http://n:1', 'a b'), m.nodeSource('ll-hls', 'http://n:1', 'x'),
+                   m.nodeSource('standard', 'http://n:1', 'x'), m.storedMode()];
+      store.set('capturestream.latencyMode', 'toString'); out.push(m.storedMode());
+      store.set('capturestream.latencyMode', 'flv'); out.push(m.storedMode());
+      console.log(JSON.stringify([Object.keys(m.MODES), out]));
+    """
+    module = (WEB / "js" / "latency-mode.js").as_uri()
+    run = subprocess.run(
+        ["node", "--input-type=module", "-e", script, module], capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 0, run.stderr
+    modes, out = json.loads(run.stdout)
+    assert re.findall(r'name="latency-mode" value="([^"]+)"', (WEB / "watch.html").read_text()) == modes
+    assert out == [
+        "http://n:1/live/a%20b.flv",
+        "http://n:1/live/x/ll.m3u8",
+        None,
+        "standard",
+        "standard",
+        "flv",
+    ]
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
