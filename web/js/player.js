@@ -12,6 +12,17 @@ import { Emitter } from './emitter.js';
 
 /* global Hls */
 
+/** hls.js's manifest load policy: `retries` on timeouts and on errors, waits growing to `maxDelayMs`. */
+function manifestPolicy(firstByteMs, retries, maxDelayMs) {
+  return {
+    default: {
+      maxTimeToFirstByteMs: firstByteMs, maxLoadTimeMs: 2 * firstByteMs,
+      timeoutRetry: { maxNumRetry: retries.timeouts, retryDelayMs: 0, maxRetryDelayMs: 0 },
+      errorRetry: { maxNumRetry: retries.errors, retryDelayMs: 500, maxRetryDelayMs: maxDelayMs },
+    },
+  };
+}
+
 export const LIVE_CONFIG = {
   lowLatencyMode: true,
   liveSyncDuration: 1,
@@ -20,13 +31,7 @@ export const LIVE_CONFIG = {
   backBufferLength: 10,
   enableWorker: true,
   // The live playlist may 404 for a moment when a broadcast starts; keep trying instead of giving up.
-  manifestLoadPolicy: {
-    default: {
-      maxTimeToFirstByteMs: 10_000, maxLoadTimeMs: 20_000,
-      timeoutRetry: { maxNumRetry: 4, retryDelayMs: 0, maxRetryDelayMs: 0 },
-      errorRetry: { maxNumRetry: 6, retryDelayMs: 500, maxRetryDelayMs: 4000 },
-    },
-  },
+  manifestLoadPolicy: manifestPolicy(10_000, { timeouts: 4, errors: 6 }, 4000),
 };
 
 // LL-HLS from the node: no liveSyncDuration, so hls.js holds back PART-HOLD-BACK (a few parts) instead of 1 s;
@@ -36,13 +41,7 @@ export const LL_HLS_CONFIG = {
   maxLiveSyncPlaybackRate: 1.5,
   backBufferLength: 10,
   enableWorker: true,
-  manifestLoadPolicy: {
-    default: {
-      maxTimeToFirstByteMs: 5_000, maxLoadTimeMs: 10_000,
-      timeoutRetry: { maxNumRetry: 1, retryDelayMs: 0, maxRetryDelayMs: 0 },
-      errorRetry: { maxNumRetry: 2, retryDelayMs: 500, maxRetryDelayMs: 1000 },
-    },
-  },
+  manifestLoadPolicy: manifestPolicy(5_000, { timeouts: 1, errors: 2 }, 1000),
 };
 
 // HTTP-FLV: mpegts.js's stash buffer grows with the measured link speed (1/8 s of it on a live stream, up to 8 MB:
