@@ -1,5 +1,7 @@
-"""Benchmark: glass-to-glass latency of a live viewer in headless Chromium + hls.js, CaptureStream against ffmpeg's own
-HLS on the same edge in the same run (BRIEF §6: ≤ 2.0 s for standard HLS through S3 and the CDN edge, 1 s segments).
+"""Benchmark: glass-to-glass latency of a live viewer in headless Chromium, CaptureStream's three ways of watching
+(standard HLS, LL-HLS, HTTP-FLV) against ffmpeg's own HLS on the same edge, in one run. Targets on each row's p50:
+standard HLS through S3 and the CDN edge with 1 s segments ≤ 2.0 s (BRIEF §6); LL-HLS from the ingest node with
+hls.js ``lowLatencyMode`` ≤ 1.5 s; HTTP-FLV from the node with mpegts.js ≤ 0.5 s (issue 11, item 6).
 
 Method:
     Publisher, the same for both subjects (``bench/_clock.py``): ``ffmpeg -re`` lavfi ``testsrc2`` 1280x720@30 +
@@ -9,7 +11,12 @@ Method:
       - CaptureStream: ``capturestream up --ports auto`` (state dir in a temp dir), ``capturestream channel create
         --json``, the publisher to ``rtmp://…/<stream key>``; once ``GET /api/stream/<playbackId>`` says live and
         the playlist at the CDN edge lists 3 segments, Chromium opens the channel's watch URL
-        (``<web_url>/watch.html?v=<playbackId>``): hls.js through the edge, S3 (moto) behind it, 1 s segments.
+        (``<web_url>/watch.html?v=<playbackId>``) in each of the page's latency modes (set as a viewer's remembered
+        choice in ``localStorage`` before the page loads), one row each, on the same ``up`` and publisher:
+        "CaptureStream" = Standard: hls.js through the edge, S3 (moto) behind it, 1 s segments;
+        "CaptureStream LL-HLS" = Low: hls.js ``lowLatencyMode`` on the node's ``/live/<playbackId>/ll.m3u8``;
+        "CaptureStream HTTP-FLV" = Ultra-low: mpegts.js on the node's ``/live/<playbackId>.flv``.
+        A page that fell back to standard HLS (its switch says so) fails that view: it measured the wrong thing.
       - reference: the publisher writes its own HLS (``-f hls -hls_time 1 -hls_list_size 6 -hls_segment_type fmp4
         -hls_flags delete_segments+program_date_time+independent_segments``) into ``ref/`` of a temp web root that
         also holds a copy of ``web/``; the same edge class (``devstack.cdn_edge.CdnEdge``) serves it from an aiohttp
@@ -22,14 +29,17 @@ Method:
     Samples are taken for ``--window`` seconds after ``--warmup`` seconds counted from the first readable frame.
     Each subject's page is loaded ``--views`` times, one after the other, on the same publisher: hls.js reloads the
     live playlist about once per segment, so the phase between a segment being listed and the player seeing it is
-    drawn once per page load (0 to 1 s) and then holds for the whole view; one view is one draw of it.
+    drawn once per page load (0 to 1 s) and then holds for the whole view; one view is one draw of it. CaptureStream's
+    three modes take turns (HLS, LL-HLS, FLV, HLS, …) so a change in the box's load falls on all three.
 
 Usage: ``python -m bench.glass_to_glass [--warmup 10] [--window 20] [--views 3] [--runs 1] [--web-root DIR] [--json]
 [--quick] [--results-dir DIR]``; ``--quick``: one 5 s view after 3 s. ``--web-root`` serves the pages from another
 folder (the CaptureStream row then plays the ``playbackUrl`` the API reports, as ``watch.html?src=<absolute URL>``,
 through ``up``'s edge).
-Exit status 0 when both subjects were measured (a missed target is in the table); 1 when one failed (nothing started,
-the publisher died, no frame decoded); 2 when something it needs is missing (ffmpeg, Chromium, ``watch.html``).
+With ``--web-root`` only the standard row of CaptureStream is measured (the low-latency modes need ``up``'s pages).
+Exit status 0 when every row was measured (a missed target is in the table, marked MISSED); 1 when one failed
+(nothing started, the publisher died, no frame decoded, the page fell back to standard HLS); 2 when something it
+needs is missing (ffmpeg, Chromium, ``watch.html``).
 """
 
 from __future__ import annotations
@@ -42,24 +52,26 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bench import _clock
+from bench._g2g_report import (
+    CAPTURESTREAM,
+    MODES,
+    REFERENCE,
+    Watch,
+    print_report,
+    report,
+    row_summary,
+)
 from bench._g2g_subjects import FPS, LIVE_TIMEOUT, READY_SEGMENTS, Encoder, Failed, PageServer, capturestream, reference
 from bench._stats import (
     add_common_arguments,
     environment,
-    environment_line,
-    markdown_table,
-    ms,
-    percentile,
-    sec,
-    shown,
-    summarize,
     write_results,
 )
 
@@ -72,30 +84,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-TARGET_SECONDS = 2.0
 FIRST_FRAME_TIMEOUT = 30.0
-REAL_TIME_SLACK = 0.03  # media s per capture-clock s further from 1: the publisher did not keep real time
 JUMP_MS = 200  # consecutive stamps further apart than this (or going back) are a skip in the media
-CAPTURESTREAM, REFERENCE = "CaptureStream", "reference"
-
-
-@dataclass
-class Watch:
-    """One page load of one subject: the raw samples of its measuring window and what the page showed."""
-
-    subject: str
-    run: int
-    view: int = 0
-    page_url: str = ""
-    samples: list[list[Any]] = field(default_factory=list)  # rows of _clock.SAMPLE_FIELDS
-    unreadable: int = 0
-    jumps: int = 0
-    first_frame_seconds: float | None = None  # page opened → first readable frame
-    live_seconds: float | None = None  # publisher spawned → page opened
-    player: dict[str, Any] | None = None  # hls.js config/state when the page exposes capturestreamPlayer
-    quality: dict[str, Any] = field(default_factory=dict)
-    console: list[str] = field(default_factory=list)
-    failure: str | None = None
 
 
 # ------------------------------------------------------------------------------------------------------- viewer
@@ -112,7 +102,10 @@ _PAGE_STATE = """() => {
     frames: q ? q.totalVideoFrames : null, dropped: q ? q.droppedVideoFrames : null,
     player: p ? {liveSyncDuration: p.config.liveSyncDuration, liveMaxLatencyDuration: p.config.liveMaxLatencyDuration,
                  lowLatencyMode: p.config.lowLatencyMode, maxLiveSyncPlaybackRate: p.config.maxLiveSyncPlaybackRate,
-                 targetLatency: p.targetLatency} : null,
+                 targetLatency: p.targetLatency, url: p.url} : null,
+    library: window.capturestreamFlv ? 'mpegts.js' : p ? 'hls.js' : null,
+    mode: (document.querySelector('#latency-mode input:checked') || {}).value || null,
+    toast: (document.getElementById('toast') || {}).textContent || null,
   };
 }"""
 
@@ -124,6 +117,9 @@ async def watch(browser: Any, result: Watch, encoder: Encoder, args: argparse.Na
     context = await browser.new_context(viewport={"width": 1280, "height": 720})
     try:
         await context.add_init_script(_clock.READER_JS)
+        if result.subject in MODES:  # the viewer's remembered choice, as the page's switch stores it
+            mode = MODES[result.subject]
+            await context.add_init_script(f"localStorage.setItem('capturestream.latencyMode', '{mode}')")
         page = await context.new_page()
         page.on("console", lambda m: m.type in ("error", "warning") and result.console.append(f"{m.type}: {m.text}"))
         page.on("pageerror", lambda e: result.console.append(f"pageerror: {e}"))
@@ -148,6 +144,9 @@ async def watch(browser: Any, result: Watch, encoder: Encoder, args: argparse.Na
         await context.close()
     result.unreadable = after["unreadable"] - before["unreadable"]
     result.player = after["player"]
+    result.library = after["library"]
+    if result.subject in MODES and after["mode"] not in (None, MODES[result.subject]):
+        raise Failed(f"the page played {after['mode']} instead of {MODES[result.subject]} (toast: {after['toast']})")
     result.quality = {key: after[key] for key in ("videoWidth", "videoHeight", "readyState", "error")}
     for key in ("frames", "dropped"):  # over the window
         result.quality[key] = None if after[key] is None else after[key] - (before[key] or 0)
@@ -174,7 +173,7 @@ async def _sleep_watching(seconds: float, encoder: Encoder) -> None:
 
 
 async def measure(args: argparse.Namespace, scratch: Path) -> list[Watch]:
-    """Every run: both subjects, one at a time, alternating which goes first."""
+    """Every run: both subjects (CaptureStream's rows share one ``up``), one at a time, alternating which goes first."""
     from playwright.async_api import Error as PlaywrightError  # imported here: only this bench needs Playwright
     from playwright.async_api import async_playwright
 
@@ -195,13 +194,19 @@ async def measure(args: argparse.Namespace, scratch: Path) -> list[Watch]:
                         else capturestream(pages if args.web_root else None, http, folder)
                     )
                     print(f"[{run + 1}/{args.runs}] {name}: {args.views} view(s) …", file=sys.stderr, flush=True)
-                    views = [Watch(name, run, view) for view in range(args.views)]
+                    rows = (REFERENCE,) if name == REFERENCE else (CAPTURESTREAM,) if args.web_root else tuple(MODES)
+                    views = [Watch(row, run, view) for view in range(args.views) for row in rows]
                     watches.extend(views)
                     try:
                         async with subject as (url, encoder):
                             for view in views:  # one page load each: a fresh draw of the playlist poll's phase
                                 view.page_url = url
-                                await watch(browser, view, encoder, args)
+                                try:
+                                    await watch(browser, view, encoder, args)
+                                except (Failed, PlaywrightError) as error:  # this view only, unless ffmpeg died
+                                    view.failure = str(error)
+                                    print(f"bench.glass_to_glass: {view.subject}: {error}", file=sys.stderr)
+                                    encoder.check()
                     except (Failed, PlaywrightError) as error:
                         for view in views:
                             view.failure = view.failure or (str(error) if not view.samples else None)
@@ -210,91 +215,6 @@ async def measure(args: argparse.Namespace, scratch: Path) -> list[Watch]:
     finally:
         await pages.stop()
     return watches
-
-
-# ------------------------------------------------------------------------------------------------------- report
-
-
-def row_summary(watches: list[Watch], subject: str) -> dict[str, Any]:
-    """Pooled figures of one subject over its runs (g2g in seconds)."""
-    mine = [w for w in watches if w.subject == subject and w.failure is None and w.samples]
-    samples = [s for w in mine for s in w.samples]
-    g2g = [s[2] / 1000 for s in samples]
-    latency = [s[6] for s in samples if s[6] is not None]
-    playing = [s[5] / 1000 for s in samples if s[5] is not None]
-    before_player = [s[2] / 1000 - s[6] for s in samples if s[6] is not None]
-    return {
-        "subject": subject,
-        "runs": len(mine),
-        "g2g": summarize(g2g, quantiles=(50, 95)),
-        "hls_latency": summarize(latency, quantiles=(50,)),
-        "hls_playing_date": summarize(playing, quantiles=(50,)),
-        "g2g_minus_hls_latency": summarize(before_player, quantiles=(50,)),
-        "unreadable": sum(w.unreadable for w in mine),
-        "jumps": sum(w.jumps for w in mine),
-        "dropped": sum(w.quality.get("dropped") or 0 for w in mine),
-        "player": "hls.js" if any(w.player for w in mine) else "no capturestreamPlayer",
-        "frames": sum(w.quality.get("frames") or 0 for w in mine),
-        "callback_delay": summarize([s[7] / 1000 for s in samples], quantiles=(50, 95)),
-        "view_p50s": [percentile([s[2] / 1000 for s in w.samples], 50) for w in mine if w.samples],
-        "publisher_speed": _ratio(
-            sum(w.quality.get("media_seconds", 0) for w in mine), sum(w.quality.get("capture_seconds", 0) for w in mine)
-        ),
-    }
-
-
-def _ratio(a: float, b: float) -> float | None:
-    return a / b if b else None
-
-
-def report(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ratio CaptureStream / reference (p50 and p95) and the target verdict on CaptureStream's p50."""
-    ours, ref = (next(r for r in rows if r["subject"] == name)["g2g"] for name in (CAPTURESTREAM, REFERENCE))
-    ratio = {q: _ratio(ours[q], ref[q]) if ours["n"] and ref["n"] else None for q in ("p50", "p95")}
-    met = bool(ours["n"]) and ours["p50"] <= TARGET_SECONDS
-    return {"ratio": ratio, "target_seconds": TARGET_SECONDS, "target_met": met}
-
-
-def table(rows: list[dict[str, Any]], verdict: dict[str, Any]) -> str:
-    """The markdown table: one line per subject."""
-    lines = []
-    for row in rows:
-        g = row["g2g"]
-        ours = row["subject"] == CAPTURESTREAM
-        label = "CaptureStream (up → S3 → edge)" if ours else "reference: ffmpeg HLS → same edge"
-        ratio = verdict["ratio"]["p50"]
-        target = f"p50 ≤ {TARGET_SECONDS:g} s: " + ("met" if verdict["target_met"] else "MISSED" if g["n"] else "—")
-        lines.append(
-            [
-                label,
-                row["player"],
-                str(g["n"]),
-                ms(g.get("p50")),
-                ms(g.get("p95")),
-                ms(g.get("max")),
-                (f"{ratio:.2f}×" if ratio is not None else "—") if ours else "1.00×",
-                sec(row["hls_latency"].get("p50")),
-                ms(row["g2g_minus_hls_latency"].get("p50")),
-                ms(row["hls_playing_date"].get("p50")),
-                f"{row['unreadable']} / {row['jumps']} / {row['dropped']}",
-                target if ours else "—",
-            ]
-        )
-    headers = [
-        "row",
-        "player",
-        "n",
-        "g2g p50",
-        "p95",
-        "max",
-        "p50 × ref",
-        "hls.latency p50",
-        "g2g − hls.latency p50",
-        "now − hls.playingDate p50",
-        "unreadable / jumps / dropped",
-        "target",
-    ]
-    return markdown_table(headers, lines)
 
 
 def missing(args: argparse.Namespace) -> str | None:
@@ -333,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     env = environment()
-    budget = args.runs * 2 * (LIVE_TIMEOUT + 60 + args.views * (FIRST_FRAME_TIMEOUT + args.warmup + args.window))
+    per_view = FIRST_FRAME_TIMEOUT + args.warmup + args.window
+    budget = args.runs * (2 * (LIVE_TIMEOUT + 60) + (1 + len(MODES)) * args.views * per_view)
     with tempfile.TemporaryDirectory(prefix="bench-g2g-") as name:
         try:
             watches = asyncio.run(_bounded(measure(args, Path(name)), budget))
@@ -345,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             return 130
 
     env["loadavg_end"] = environment()["loadavg"]
-    rows = [row_summary(watches, subject) for subject in (CAPTURESTREAM, REFERENCE)]
+    rows = [row_summary(watches, subject) for subject in (*MODES, REFERENCE)]
     verdict = report(rows)
     failed = [w for w in watches if w.failure or not w.samples]
     failures = [f"{w.subject} run {w.run} view {w.view}: {w.failure}" for w in failed]
@@ -374,50 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({**summary, "results": str(path)}, indent=2))
     else:
-        _print_report(args, rows, verdict, failed, env, path)
+        print_report(args, rows, verdict, failed, env, path)
     return 1 if failed else 0
-
-
-def _print_report(
-    args: argparse.Namespace,
-    rows: list[dict[str, Any]],
-    verdict: dict[str, Any],
-    failed: list[Watch],
-    env: dict[str, Any],
-    path: Path,
-) -> None:
-    pages = "web/" if args.web_root is None else str(args.web_root)
-    print(
-        f"## Glass-to-glass: Chromium + hls.js ({pages} watch.html), 720p30 x264 zerolatency GOP 1 s, 1 s segments; "
-        f"{args.views} page load(s) × ({args.warmup:g} s warm-up, {args.window:g} s window) per subject, "
-        f"{args.runs} run(s)\n"
-    )
-    print(table(rows, verdict))
-    print()
-    print(
-        "- g2g = Date.now() at requestVideoFrameCallback − the capture ms burned into the frame; "
-        "g2g − hls.latency = capture → that media listed in the playlist the player holds (segmenting, upload, "
-        "edge, playlist poll); hls.latency = the player's hold-back behind the live edge."
-    )
-    for row in rows:
-        speed = row["publisher_speed"]
-        print(
-            f"- {row['subject']}: {row['g2g']['n']} frames read of {row['frames']} decoded in the window; media time "
-            f"per second of capture clock {'—' if speed is None else f'{speed:.3f}'} (1: the publisher kept real "
-            f"time); frame callback after the frame's display time p50 {ms(row['callback_delay'].get('p50'))}, "
-            f"p95 {ms(row['callback_delay'].get('p95'))} (in g2g); g2g p50 of each page load: "
-            + ", ".join(sec(value) for value in row["view_p50s"])
-            + "."
-        )
-        if speed is not None and abs(speed - 1) > REAL_TIME_SLACK:  # behind, or catching up after falling behind
-            print("  **The publisher did not keep real time: the box is overloaded and this row measures the load.**")
-    end = "/".join(f"{value:g}" for value in env.get("loadavg_end", []))
-    print(f"- {environment_line(env)}; load {end or 'n/a'} at the end.")
-    if failed:
-        print(f"\n{len(failed)} subject run(s) failed:")
-        for w in failed:
-            print(f"- {w.subject} run {w.run} view {w.view}: {w.failure}")
-    print(f"\nRaw results: {shown(path)}")
 
 
 async def _bounded(work: Any, budget: float) -> list[Watch]:

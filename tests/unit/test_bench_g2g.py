@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 
 from bench import _clock
+from bench import _g2g_report as report
 from bench import glass_to_glass as g2g
 
 FRAME = 1280 * 720 * 3
 
 
-def _watch(subject: str, g2g_ms: list[int], *, latency: float | None = 1.0, failure: str | None = None) -> g2g.Watch:
+def _watch(subject: str, g2g_ms: list[int], *, latency: float | None = 1.0, failure: str | None = None) -> report.Watch:
     samples = [[0, 0, value, 0.0, 1280, value + 50, latency, 4] for value in g2g_ms]
-    return g2g.Watch(subject, 0, samples=samples, failure=failure)
+    return report.Watch(subject, 0, samples=samples, failure=failure)
 
 
 class TestClockFilter:
@@ -94,34 +95,53 @@ class TestReport:
     def test_rows_pool_runs_and_skip_failed_ones(self) -> None:
         """Samples of every successful run are pooled; a failed run adds nothing; hls.js figures come along."""
         watches = [
-            _watch(g2g.CAPTURESTREAM, [1800, 1900, 2000]),
-            _watch(g2g.CAPTURESTREAM, [9999], failure="no frame decoded"),
-            _watch(g2g.REFERENCE, [1500, 1600, 1700], latency=None),
+            _watch(report.CAPTURESTREAM, [1800, 1900, 2000]),
+            _watch(report.CAPTURESTREAM, [9999], failure="no frame decoded"),
+            _watch(report.REFERENCE, [1500, 1600, 1700], latency=None),
         ]
-        ours = g2g.row_summary(watches, g2g.CAPTURESTREAM)
+        ours = report.row_summary(watches, report.CAPTURESTREAM)
         assert ours["runs"] == 1 and ours["g2g"]["n"] == 3 and ours["g2g"]["p50"] == pytest.approx(1.9)
         assert ours["hls_latency"]["p50"] == 1.0 and ours["g2g_minus_hls_latency"]["p50"] == pytest.approx(0.9)
         assert ours["hls_playing_date"]["p50"] == pytest.approx(1.95)
-        ref = g2g.row_summary(watches, g2g.REFERENCE)
+        ref = report.row_summary(watches, report.REFERENCE)
         assert ref["hls_latency"] == {"n": 0}
 
-    def test_ratio_and_target_on_our_p50(self) -> None:
-        """The ratio is CaptureStream over the reference; the target is CaptureStream's p50 ≤ 2.0 s."""
-        rows = [
-            g2g.row_summary([_watch(g2g.CAPTURESTREAM, [1800, 1900, 2000])], g2g.CAPTURESTREAM),
-            g2g.row_summary([_watch(g2g.REFERENCE, [1500, 1600, 1700])], g2g.REFERENCE),
-        ]
-        verdict = g2g.report(rows)
-        assert verdict["ratio"]["p50"] == pytest.approx(1.9 / 1.6)
-        assert verdict["target_met"] is True
-        table = g2g.table(rows, verdict)
-        assert "CaptureStream" in table and "reference: ffmpeg HLS" in table and "p50 ≤ 2 s: met" in table
+    def test_each_row_has_its_target_and_ratio_to_the_reference(self) -> None:
+        """HLS ≤ 2.0 s, LL-HLS ≤ 1.5 s, HTTP-FLV ≤ 0.5 s on the p50, each over the same reference; a miss is MISSED."""
+        measured = {
+            report.CAPTURESTREAM: [1800, 1900, 2000],
+            report.LL_HLS: [1200, 1300, 1400],
+            report.FLV: [500, 600, 700],
+        }
+        watches = [_watch(name, values) for name, values in measured.items()]
+        watches.append(_watch(report.REFERENCE, [1500, 1600, 1700]))
+        rows = [report.row_summary(watches, name) for name in (*report.MODES, report.REFERENCE)]
+        verdict = report.report(rows)
+        hls, ll, flv = (verdict["verdicts"][name] for name in report.MODES)
+        assert hls["ratio"]["p50"] == pytest.approx(1.9 / 1.6) and hls["target_met"] is True
+        assert ll["ratio"]["p50"] == pytest.approx(1.3 / 1.6) and ll["target_met"] is True
+        assert flv["target_seconds"] == 0.5 and flv["target_met"] is False
+        assert verdict["all_met"] is False
+        table = report.table(rows, verdict)
+        assert "p50 ≤ 2 s: met" in table and "p50 ≤ 1.5 s: met" in table and "p50 ≤ 0.5 s: MISSED" in table
+        assert "CaptureStream HTTP-FLV (node → mpegts.js)" in table and "reference: ffmpeg HLS" in table
+
+    def test_the_player_column_says_which_library_played(self) -> None:
+        """A view records the library the page played with; the row names it."""
+        view = _watch(report.FLV, [400, 420], latency=None)
+        view.library = "mpegts.js"
+        assert report.row_summary([view], report.FLV)["player"] == "mpegts.js"
+        assert report.row_summary([], report.FLV)["player"] == "—"
 
     def test_nothing_measured_is_neither_met_nor_a_ratio(self) -> None:
-        """With no samples the ratio is None and the target not met."""
-        rows = [g2g.row_summary([], g2g.CAPTURESTREAM), g2g.row_summary([], g2g.REFERENCE)]
-        verdict = g2g.report(rows)
-        assert verdict["ratio"] == {"p50": None, "p95": None} and verdict["target_met"] is False
+        """With no samples the ratio is None and the target neither met nor missed (None), and not all met."""
+        rows = [report.row_summary([], name) for name in (*report.MODES, report.REFERENCE)]
+        verdict = report.report(rows)
+        for name in report.MODES:
+            assert verdict["verdicts"][name]["ratio"] == {"p50": None, "p95": None}
+            assert verdict["verdicts"][name]["target_met"] is None
+        assert verdict["all_met"] is False
+        assert "p50 ≤ 0.5 s: —" in report.table(rows, verdict)
 
     def test_jumps_count_skips_and_steps_back_across_the_wrap(self) -> None:
         """Steady 33 ms steps and the 2^24 wrap are not jumps; a 500 ms skip and a step back are."""
