@@ -17,26 +17,13 @@ from ingest_node.playback.flv_stream import FlvStream, FlvViewer
 from ingest_node.playback.gop_cache import Role, classify
 from ingest_node.playback.timeline import GAP_MS, Timeline
 from mediakit.cmaf.flv import FileTag, FlvReader
-from tests.unit.media.support import FFMPEG, FFPROBE, Tag, amf0_metadata, read_flv, run
-
-FPS = 30
-SECONDS = 4
+from tests.unit.ingest.playback_media import FPS, SECONDS, publisher_tags
+from tests.unit.media.support import FFPROBE, Tag, amf0_metadata
 
 
 @pytest.fixture(scope="module")
 def tags(tmp_path_factory: pytest.TempPathFactory) -> list[Tag]:
-    """4 s of 320x240 30 fps H.264 (keyframe every 1 s, B-frames) + AAC, as the FLV tags a publisher sends."""
-    if FFMPEG is None or FFPROBE is None:
-        pytest.skip("ffmpeg/ffprobe not installed")
-    path = tmp_path_factory.mktemp("flv") / "in.flv"
-    result = run(
-        [FFMPEG, "-hide_banner", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=s=320x240:r={FPS}",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", str(SECONDS),
-         "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", str(FPS), "-keyint_min", str(FPS),
-         "-sc_threshold", "0", "-c:a", "aac", "-f", "flv", str(path)]
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return read_flv(path)
+    return publisher_tags(tmp_path_factory.mktemp("flv"))
 
 
 def _feed(stream: FlvStream, tags: list[Tag], *, until_ms: int | None = None) -> None:
