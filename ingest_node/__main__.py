@@ -1,11 +1,15 @@
-"""``python -m ingest_node``: run the ingest node alone (RTMP and browser go-live), configured from the environment.
+"""``python -m ingest_node``: run the ingest node alone (RTMP, browser go-live, low-latency playback), configured from
+the environment.
 
 Settings are :class:`capturestream.settings.IngestSettings` (``TABLE_NAME``,
 ``MEDIA_BUCKET``, ``RTMP_HOST``, ``RTMP_PORT``, ``SEGMENT_SECONDS``, ``RECONNECT_WINDOW``, ...) plus the browser
 go-live WebSocket listener (``CAPTURE_HOST``, ``CAPTURE_PORT``, ``CAPTURE_ENABLED``); AWS endpoints come from the
-standard SDK environment (``AWS_ENDPOINT_URL``). When listening, it prints one JSON line on stdout,
-``{"port": N, "capture_port": M, "capture_path": "/capture"}`` (how ``capturestream up`` learns where it listens;
-``capture_port`` is ``null`` when go-live is off); logs go to stderr. SIGTERM/SIGINT end every broadcast cleanly
+standard SDK environment (``AWS_ENDPOINT_URL``). The node's one HTTP listener (:mod:`ingest_node.http_app`, on
+``CAPTURE_HOST``:``CAPTURE_PORT``) serves ``/capture``, the low-latency playback under ``/live/``
+(:mod:`ingest_node.playback`), ``/metrics`` and ``/healthz``. When listening, it prints one JSON line on stdout,
+``{"port": N, "capture_port": M, "capture_path": "/capture", "http_port": M}`` (how ``capturestream up`` learns
+where it listens; ``capture_port`` is ``null`` when go-live is off, the HTTP port still serves playback and
+metrics); logs go to stderr. SIGTERM/SIGINT end every broadcast cleanly
 (final playlists and ``ended.json`` stored) before exiting.
 """
 
@@ -24,6 +28,8 @@ from aiobotocore.session import get_session
 from capturestream.logs import configure_logging
 from capturestream.settings import IngestSettings, get_settings
 
+from .http_app import NodeHttp
+from .playback.hub import PlaybackHub
 from .publishers.capture_server import CAPTURE_PATH, CaptureServer
 from .publishers.key_watch import KeyWatch
 from .publishers.rtmp_server import ConnectionLimits, RtmpServer
@@ -45,12 +51,14 @@ async def serve(settings: IngestSettings) -> None:
         WatchedUploader(settings.media_bucket) as uploader,
         get_session().create_client("dynamodb") as dynamodb,
     ):
+        hub = PlaybackHub(segment_seconds=settings.segment_seconds)
         registry = SessionRegistry(
             uploader,
             reconnect_window=settings.reconnect_window,
             segment_seconds=settings.segment_seconds,
             node_id=node_id,
             remuxer=settings.remuxer,
+            observer=hub,
         )
         keys = StreamKeyChecker(
             dynamodb, settings.table_name, live_channels=lambda: [b.channel for b in registry.broadcasts]
@@ -69,17 +77,21 @@ async def serve(settings: IngestSettings) -> None:
         port = await server.start(settings.rtmp_host, settings.rtmp_port)
         log.info("RTMP ingest listening on %s:%d", settings.rtmp_host, port)
         capture = CaptureServer(registry, keys, uploads=uploader, idle_timeout=settings.idle_timeout)
-        capture_port = None
-        if settings.capture_enabled:
-            capture_port = await capture.start(settings.capture_host, settings.capture_port)
+        http = NodeHttp(hub=hub, capture=capture if settings.capture_enabled else None)
+        http_port = await http.start(settings.capture_host, settings.capture_port)
+        log.info("HTTP (playback /live/, /metrics) listening on %s:%d", settings.capture_host, http_port)
+        capture_port = http_port if settings.capture_enabled else None
+        if capture_port is not None:
             log.info("browser go-live listening on ws://%s:%d%s", settings.capture_host, capture_port, CAPTURE_PATH)
-        print(json.dumps({"port": port, "capture_port": capture_port, "capture_path": CAPTURE_PATH}), flush=True)
+        ready = {"port": port, "capture_port": capture_port, "capture_path": CAPTURE_PATH, "http_port": http_port}
+        print(json.dumps(ready), flush=True)
         await stop.wait()
         log.info("shutting down")
         await watch.close()
         await server.close()
         await capture.close()
         await registry.close()
+        await http.close()
 
 
 def main() -> int:
