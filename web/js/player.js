@@ -71,7 +71,14 @@ function loadMpegts() {
     mpegtsLoaded = new Promise((resolve, reject) => {
       const script = document.createElement('script');
       script.src = MPEGTS_SRC;
-      script.onload = () => (window.mpegts ? resolve(window.mpegts) : reject(new Error('mpegts.js did not load')));
+      script.onload = () => {
+        if (!window.mpegts) {
+          reject(new Error('mpegts.js did not load'));
+          return;
+        }
+        Object.assign(window.mpegts.LoggingControl, { enableDebug: false, enableVerbose: false, enableInfo: false });
+        resolve(window.mpegts);
+      };
       script.onerror = () => {
         mpegtsLoaded = null;
         reject(new Error('mpegts.js could not be loaded'));
