@@ -38,8 +38,9 @@ async def serve_flv(
         headers: extra response headers (CORS, Cache-Control).
         write_timeout: seconds a single write may wait for the socket.
     """
-    ws = web.WebSocketResponse(max_msg_size=4096, compress=False, headers=headers)
+    ws = web.WebSocketResponse(max_msg_size=4096, compress=False)
     if ws.can_prepare(request).ok:
+        ws.headers.update(headers)
         await ws.prepare(request)
         await _serve_ws(ws, stream, write_timeout)
         return ws
