@@ -12,6 +12,8 @@ Rules:
 
 from __future__ import annotations
 
+import os
+import tempfile
 from functools import cache
 from typing import Annotated, TypeVar
 
@@ -151,6 +153,24 @@ class IngestSettings(_Base):
     connection_buffer_bytes: int = Field(default=4 * 1024 * 1024, ge=65536, alias="CONNECTION_BUFFER_BYTES")
     #: Seconds between the key watch's reads of live channels (rotate-key / end-stream kicks land within it).
     key_watch_interval: float = Field(default=1.0, gt=0, le=60, alias="KEY_WATCH_INTERVAL")
+    #: Where finished objects wait when S3 is slow or unreachable; stored in order once it answers, and by the next
+    #: node started on the same directory (one node per directory). Default: ``<system temp>/capturestream-spool``.
+    spool_dir: str = Field(
+        default_factory=lambda: os.path.join(tempfile.gettempdir(), "capturestream-spool"), alias="SPOOL_DIR"
+    )
+    #: ``false``: no disk spool: what S3 cannot take waits in memory, then the publisher waits; lost at a restart.
+    spool_enabled: bool = Field(default=True, alias="SPOOL_ENABLED")
+    #: Disk the spool may use (default 4 GiB: ~3.5 h of one 2.5 Mb/s stream); when full, publishers wait.
+    spool_max_bytes: int = Field(default=4 * 1024**3, ge=1024**2, alias="SPOOL_MAX_BYTES")
+    #: A spooled stream whose newest object is older than this many seconds is dropped whole (default 24 h).
+    spool_max_age: float = Field(default=86400.0, gt=0, alias="SPOOL_MAX_AGE")
+    #: Upload bytes one stream may hold in memory before its objects go to the spool (8 MiB: ~10 s at 6 Mb/s).
+    upload_stream_memory_bytes: int = Field(default=8 * 1024**2, ge=65536, alias="UPLOAD_STREAM_MEMORY_BYTES")
+    #: Upload bytes every stream of the node together may hold in memory before objects go to the spool.
+    upload_node_memory_bytes: int = Field(default=256 * 1024**2, ge=1024**2, alias="UPLOAD_NODE_MEMORY_BYTES")
+    #: Seconds an ending broadcast, then the node's shutdown, may spend storing what is queued (the rest stays
+    #: in the spool for the next start).
+    upload_close_timeout: float = Field(default=10.0, ge=0, le=600, alias="UPLOAD_CLOSE_TIMEOUT")
     #: The node's HTTP listener: browser go-live (``/capture``), and the node's other HTTP routes.
     capture_host: str = Field(default="0.0.0.0", alias="CAPTURE_HOST")
     #: The node's HTTP port; 0 picks a free one (as ``RTMP_PORT=0`` does).
