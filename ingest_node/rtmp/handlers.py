@@ -75,11 +75,15 @@ _MEDIA_EVENTS: Final[dict[int, type[AudioReceived] | type[VideoReceived]]] = {
 }
 
 
-def _amf_body(message: Message) -> bytes:
-    """The AMF0 body of a command/data message; the AMF3 flavours (17, 15) prefix AMF0 with a 0x00 byte."""
+def _amf_body(message: Message, limit: int) -> bytes:
+    """The AMF0 body of a command/data message; the AMF3 flavours (17, 15) prefix AMF0 with a 0x00 byte.
+
+    ``limit`` is the command cap: the chunk reader applies it from the header, this catches a data message
+    inside an aggregate (which arrived under the media cap).
+    """
     payload = message.payload
-    if len(payload) > MAX_AMF_MESSAGE_SIZE:
-        raise RemoteProtocolError(f"AMF message of {len(payload)} bytes exceeds {MAX_AMF_MESSAGE_SIZE}")
+    if len(payload) > limit:
+        raise RemoteProtocolError(f"AMF message of {len(payload)} bytes exceeds {limit}")
     if message.type_id in (MessageType.COMMAND_AMF3, MessageType.DATA_AMF3) and payload[:1] == b"\x00":
         return payload[1:]
     return payload
@@ -166,7 +170,7 @@ class MessageHandlers:
 
     def _on_data(self, message: Message, events: list[Event]) -> None:
         """``@setDataFrame("onMetaData", {...})`` (FFmpeg, OBS) or ``onMetaData({...})``; other data is ignored."""
-        values = list(DataMessage.parse(_amf_body(message)).values)
+        values = list(DataMessage.parse(_amf_body(message, self._reader.max_command_size)).values)
         if values[:1] == ["@setDataFrame"]:
             values = values[1:]
         stream = self._streams.get(message.stream_id)
@@ -190,7 +194,7 @@ class MessageHandlers:
     # -- commands (§7.2) ----------------------------------------------------------------------------------------
 
     def _on_command(self, message: Message, events: list[Event]) -> None:
-        command = CommandMessage.parse(_amf_body(message))
+        command = CommandMessage.parse(_amf_body(message, self._reader.max_command_size))
         kind = ConnInput.CONNECT if command.name == "connect" else ConnInput.MESSAGE
         self._state = next_connection_state(self._state, kind, f"command {command.name[:32]!r}")
         handler = _COMMAND_HANDLERS.get(command.name)
