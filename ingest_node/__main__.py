@@ -35,6 +35,7 @@ from .publishers.key_watch import KeyWatch
 from .publishers.rtmp_server import ConnectionLimits, RtmpServer
 from .publishers.stream_keys import StreamKeyChecker
 from .sessions.registry import SessionRegistry
+from .storage.spool import Spool
 from .storage.upload_watch import WatchedUploader
 
 log = logging.getLogger("ingest_node")
@@ -48,7 +49,15 @@ async def serve(settings: IngestSettings) -> None:
         loop.add_signal_handler(signum, stop.set)
     node_id = socket.gethostname()
     async with (
-        WatchedUploader(settings.media_bucket) as uploader,
+        WatchedUploader(
+            settings.media_bucket,
+            spool=Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes, max_age=settings.spool_max_age)
+            if settings.spool_enabled
+            else None,
+            stream_memory_bytes=settings.upload_stream_memory_bytes,
+            node_memory_bytes=settings.upload_node_memory_bytes,
+            close_timeout=settings.upload_close_timeout,
+        ) as uploader,
         get_session().create_client("dynamodb") as dynamodb,
     ):
         hub = PlaybackHub(segment_seconds=settings.segment_seconds)
