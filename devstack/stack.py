@@ -279,6 +279,8 @@ class LocalStack:
             "REMUXER": self.config.remuxer,
             "LOG_LEVEL": self.config.log_level,
             "LOG_FORMAT": self.config.log_format,
+            # the stack's own spool: what S3 (moto) did not take survives an `up` restart with this state dir
+            "SPOOL_DIR": str(self.state_dir / "spool"),
         }
         child = ChildProcess.python_module(
             "ingest", "ingest_node", env=env, log_path=self.state_dir / "logs" / "ingest.log", echo=True
