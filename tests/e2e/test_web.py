@@ -373,3 +373,142 @@ def test_web_origin_headers_and_private_prefixes(system: System) -> None:
     assert refused.value.code == 403
     status, _ = system.request("GET", "/api/streams", token=None)
     assert status == 200  # the stack was not reset
+
+
+#: The page's player right now: which library plays what, frames decoded, what the switch and the pill show.
+PLAYER_STATE = """() => {
+  const v = document.querySelector('video'), hls = window.capturestreamPlayer, flv = window.capturestreamFlv;
+  const q = v.getVideoPlaybackQuality();
+  const details = hls && hls.levels && hls.levels[Math.max(hls.currentLevel, 0)]
+    ? hls.levels[Math.max(hls.currentLevel, 0)].details : null;
+  const checked = document.querySelector('#latency-mode input:checked');
+  return {
+    library: flv ? 'mpegts.js' : hls ? 'hls.js' : null, url: hls ? hls.url : null,
+    lowLatencyMode: hls ? hls.config.lowLatencyMode : null,
+    parts: details && details.partList ? details.partList.length : 0,
+    currentTime: v.currentTime, frames: q.totalVideoFrames, width: v.videoWidth,
+    mode: checked ? checked.value : null, stored: localStorage.getItem('capturestream.latencyMode'),
+    pill: document.getElementById('latency').textContent, toast: (document.getElementById('toast') || {}).textContent,
+  };
+}"""
+#: How far the newest frame shown is behind the capture clock burned into it (bench/_clock.py), median of the last 30.
+G2G_MEDIAN = """() => {
+  const s = (window.__g2g || {samples: []}).samples.slice(-30).map((x) => x[2]).sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)] / 1000 : null;
+}"""
+
+
+class ClockPublisher(Publisher):
+    """The glass-to-glass bench's publisher: 720p30 with the wall clock burned into every frame (bench/_clock.py)."""
+
+    def __init__(self, url: str, seconds: int, folder: Path) -> None:
+        from bench import _clock
+
+        script = folder / "clock.vf"
+        script.write_text(_clock.filter_script(30))
+        args = [*_clock.encoder_args(script), "-t", str(seconds), *_clock.rtmp_output(url)]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def _player(person: Person) -> dict[str, Any]:
+    return await person.page.evaluate(PLAYER_STATE)
+
+
+async def _advances(person: Person, seconds: float = 1.5) -> bool:
+    before = await person.video_time()
+    await asyncio.sleep(seconds)
+    return await person.video_time() > before + seconds / 2
+
+
+async def test_low_latency_switch_flv_then_ll_hls_then_standard(
+    system: System, browser: Any, shots: Path, tmp_path: Path
+) -> None:
+    """A viewer who chose "Ultra-low" plays the node's HTTP-FLV with mpegts.js under a second behind the capture
+    clock; "Low" plays the node's LL-HLS with hls.js lowLatencyMode (parts, blocking reloads); "Standard" goes back
+    to the CDN's playlist. The choice is remembered; the switch fits a 360 px screen."""
+    from bench import _clock
+
+    web = system.stack["web_url"]
+    created = _channel(system, "Web e2e: low latency")
+    playback_id = created["channel"]["playbackId"]
+    publisher = ClockPublisher(_rtmp(created), 75, tmp_path)
+    try:
+        context = await browser.new_context(viewport=WIDE, color_scheme="dark")
+        await context.add_init_script("localStorage.setItem('capturestream.latencyMode', 'flv')")
+        await context.add_init_script(_clock.READER_JS)
+        viewer = Person(context, await context.new_page())
+        requests: list[str] = []
+        viewer.page.on("request", lambda request: requests.append(request.url))
+        await viewer.page.goto(f"{web}/watch.html?v={playback_id}")
+        await viewer.wait_playing(2.0, timeout=45)
+        state = await _player(viewer)
+        assert state["library"] == "mpegts.js" and state["mode"] == "flv", f"toast {state['toast']!r}; {state}"
+        assert state["frames"] > 30 and state["width"] == 1280, state
+        assert any(url.endswith(f"/live/{playback_id}.flv") for url in requests)
+        assert any("vendor/mpegts.js/mpegts.js" in url for url in requests)  # loaded on demand
+        await asyncio.sleep(4)  # latency chasing settles
+        assert await _advances(viewer)
+        flv_g2g = await viewer.page.evaluate(G2G_MEDIAN)
+        assert flv_g2g is not None and flv_g2g < 1.0, flv_g2g
+        assert "behind live" in (await _player(viewer))["pill"]
+        await viewer.shot(shots, "watch-live-ultra-low-1440")
+
+        await viewer.page.get_by_role("radio", name="Low LL-HLS").click()
+        await viewer.page.wait_for_function(
+            "() => window.capturestreamPlayer && document.querySelector('video').currentTime > 1", timeout=30000
+        )
+        await asyncio.sleep(3)
+        state = await _player(viewer)
+        assert state["library"] == "hls.js" and state["mode"] == "ll-hls", f"toast {state['toast']!r}; {state}"
+        assert state["lowLatencyMode"], state
+        assert state["url"].endswith(f"/live/{playback_id}/ll.m3u8") and state["parts"] > 0, state
+        assert state["stored"] == "ll-hls"
+        assert any("_HLS_msn=" in url for url in requests), "no blocking playlist reload"
+        assert await _advances(viewer)
+        ll_g2g = await viewer.page.evaluate(G2G_MEDIAN)
+        assert ll_g2g is not None and ll_g2g < 2.5, ll_g2g
+
+        await viewer.page.get_by_role("radio", name="Standard").click()
+        await viewer.page.wait_for_function(
+            "() => window.capturestreamPlayer && !window.capturestreamPlayer.url.includes('/ll.m3u8')"
+            " && document.querySelector('video').currentTime > 1",
+            timeout=30000,
+        )
+        state = await _player(viewer)
+        assert state["url"].startswith(system.stack["cdn_url"]) and state["stored"] == "standard", state
+        assert await _advances(viewer)
+        await viewer.page.get_by_role("radio", name="Standard").focus()
+        await viewer.page.keyboard.press("ArrowRight")  # radios: the arrow keys move the choice
+        assert (await _player(viewer))["mode"] == "ll-hls"
+        assert not viewer.errors, viewer.errors
+
+        await viewer.page.set_viewport_size(NARROW)
+        await asyncio.sleep(1)
+        await viewer.page.screenshot(path=str(shots / "watch-live-latency-switch-360.png"), full_page=True)
+        assert await viewer.page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+        await context.close()
+    finally:
+        publisher.kill()
+
+
+async def test_low_latency_falls_back_to_standard_when_the_node_fails(system: System, browser: Any) -> None:
+    """The node's HTTP-FLV endpoint refuses (here: the request is aborted): the page says so in a toast and plays
+    the standard HLS from the CDN; the viewer's choice stays remembered for next time."""
+    web = system.stack["web_url"]
+    created = _channel(system, "Web e2e: fallback")
+    publisher = Publisher(_rtmp(created), seconds=40)
+    try:
+        context = await browser.new_context(viewport=WIDE, color_scheme="dark")
+        await context.add_init_script("localStorage.setItem('capturestream.latencyMode', 'flv')")
+        await context.route("**/live/*.flv", lambda route: route.abort())
+        viewer = Person(context, await context.new_page())
+        await viewer.page.goto(f"{web}/watch.html?v={created['channel']['playbackId']}")
+        await viewer.wait_playing(2.0, timeout=45)
+        state = await _player(viewer)
+        assert state["library"] == "hls.js" and state["mode"] == "standard", state
+        assert state["url"].startswith(system.stack["cdn_url"]) and state["stored"] == "flv", state
+        assert "not available" in state["toast"], state
+        assert not viewer.errors, viewer.errors
+        await context.close()
+    finally:
+        publisher.kill()

@@ -24,8 +24,9 @@ const player = new Player(video);
 const chat = new ChatPanel($('chat'));
 const POLL_MS = 5000;
 const BEHIND_LIVE_BUTTON = 4; // seconds behind live before "Go to live" shows
-const LOW_LATENCY_FIRST_FRAME_MS = 10_000; // a low-latency mode without a picture by then falls back to standard
+const LOW_LATENCY_FIRST_FRAME_MS = 15_000; // a low-latency mode without a picture by then falls back to standard
 const LOW_LATENCY_RETRIES = 4; // reloads of a low-latency source that played, while the stream is live
+const LOW_LATENCY_FIRST_RETRIES = 1; // reloads of one that never played (a blip at start) before falling back
 
 const overlay = {
   show({ title, text = '', spinner = false, soft = false, actions = [], poster = null }) {
@@ -112,6 +113,7 @@ async function watchLive(streamId) {
 
   function fallBack(reason) {
     if (mode === 'standard') return;
+    console.warn(`watch: ${mode} failed (${reason}); playing standard HLS`);
     toast(`${MODES[mode]} is not available (${reason}): playing standard HLS.`);
     mode = 'standard';
     modes.select(mode);
@@ -134,10 +136,6 @@ async function watchLive(streamId) {
   })
     .on('sourceError', async (message) => {
       if (mode === 'standard' || retryTimer) return;
-      if (!played) {
-        fallBack(message);
-        return;
-      }
       retryTimer = -1; // one reaction per failure, however many errors the source reports
       await poll(); // a drop or the end? Reconnecting: apply() reloads when live again; ended: it shows the end.
       if (mode === 'standard' || !stream || stream.status !== 'live') {
@@ -145,7 +143,7 @@ async function watchLive(streamId) {
         return;
       }
       retries += 1;
-      if (retries > LOW_LATENCY_RETRIES) {
+      if (retries > (played ? LOW_LATENCY_RETRIES : LOW_LATENCY_FIRST_RETRIES)) {
         retryTimer = null;
         fallBack(message);
         return;
