@@ -127,35 +127,37 @@ async def _sample(node: Node, streams: list[Stream], stop: asyncio.Event) -> Non
 
 async def _round(node: Node, targets: list[tuple[Channel, str]], *, hostile: bool) -> tuple[list[Stream], dict]:
     streams = [Stream(channel, key) for channel, key in targets]
-    attacker = None
-    if hostile:
-        attacker = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "tests.integration.hostile_client", "--port", str(node.port)),
-            *("--channel-id", targets[0][0].channel_id, "--seconds", str(SECONDS + 6)),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,  # asyncio's "socket.send() raised exception" on every reset
-        )
-        await asyncio.sleep(2.0)  # the attack is in full swing before the first publisher connects
-    stop = asyncio.Event()
-    sampler = asyncio.create_task(_sample(node, streams, stop))
-    publishers = []
-    for stream in streams:
-        publishers.append(await _ffmpeg(node.port, stream.key))
-        await asyncio.sleep(0.05)
-    codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in publishers)), SECONDS + 30)
-    await asyncio.sleep(2.0)  # the last segments (cut at the publishers' EOF) reach S3
-    stop.set()
-    await sampler
+    children: list[asyncio.subprocess.Process] = []
     report: dict = {}
-    if attacker is not None:
-        assert attacker.stdout is not None
-        try:
-            line = await asyncio.wait_for(attacker.stdout.readline(), 30)
-        finally:
-            if attacker.returncode is None:
-                attacker.kill()
-            await attacker.wait()
-        report = json.loads(line)
+    try:
+        if hostile:
+            attacker = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", "tests.integration.hostile_client", "--port", str(node.port)),
+                *("--channel-id", targets[0][0].channel_id, "--seconds", str(SECONDS + 6)),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,  # asyncio's "socket.send() raised exception" on every reset
+            )
+            children.append(attacker)
+            await asyncio.sleep(2.0)  # the attack is in full swing before the first publisher connects
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(_sample(node, streams, stop))
+        publishers = []
+        for stream in streams:
+            publishers.append(await _ffmpeg(node.port, stream.key))
+            children.append(publishers[-1])
+            await asyncio.sleep(0.05)
+        codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in publishers)), SECONDS + 30)
+        await asyncio.sleep(2.0)  # the last segments (cut at the publishers' EOF) reach S3
+        stop.set()
+        await sampler
+        if hostile:
+            assert attacker.stdout is not None
+            report = json.loads(await asyncio.wait_for(attacker.stdout.readline(), 30))
+    finally:
+        for child in children:
+            if child.returncode is None:
+                child.kill()
+            await child.wait()
     assert codes == [0] * PUBLISHERS, f"healthy publishers failed: {codes}"
     for stream in streams:
         node.uploader.unwatch(stream.watch)
