@@ -18,6 +18,9 @@ Rules:
 - moto keeps every DynamoDB Streams shard iterator it ever issued (~1.9 KB per GetRecords call, ~150 MB/hour for
   one consumer polling every 40 ms). Iterators are expired :data:`ITERATOR_LIFETIME` seconds after they were
   first seen (AWS: 15 minutes); the devstack stream consumer asks for a fresh one when that happens.
+- Connections are kept alive, moto's O(n) SQS attribute reads are patched to O(1) work per message, and
+  ``GET /_devstack/stream-changes`` lets stream consumers wait for a write instead of polling
+  (:mod:`devstack.moto_tuning`, which says what each one saved).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from devstack.moto_tuning import StreamChanges, keep_alive_handler, patch_moto
 
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
@@ -135,8 +140,9 @@ def configure_moto() -> None:
     os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"  # read as bool(value): any non-empty string
 
 
-def moto_app() -> WsgiApp:
-    """moto's WSGI application (the one ``ThreadedMotoServer`` serves) behind :class:`LocalClientsOnly`.
+def moto_app(changes: StreamChanges | None = None) -> WsgiApp:
+    """moto's WSGI application (the one ``ThreadedMotoServer`` serves) behind :class:`LocalClientsOnly`, with the
+    stream-change wait of ``changes`` when given (:mod:`devstack.moto_tuning`).
 
     Raises:
         RuntimeError: when moto was imported before :func:`configure_moto` (its global CORS would be on).
@@ -146,15 +152,22 @@ def moto_app() -> WsgiApp:
 
     if not getattr(settings, "DISABLE_GLOBAL_CORS", False):
         raise RuntimeError("moto's global CORS is on: call configure_moto() before importing moto")
-    return LocalClientsOnly(DomainDispatcherApplication(create_backend_app))
+    app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+    return LocalClientsOnly(changes.middleware(app) if changes is not None else app)
 
 
 def serve(host: str, port: int) -> BaseWSGIServer:
-    """Start :func:`moto_app` on ``host:port`` (0: a free port) in a daemon thread; ``shutdown()`` stops it."""
+    """Start :func:`moto_app` on ``host:port`` (0: a free port) in a daemon thread; ``shutdown()`` stops it.
+
+    Connections are kept alive and moto's SQS hot paths patched (:mod:`devstack.moto_tuning`).
+    """
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
-    server = make_server(host, port, moto_app(), threaded=True, request_handler=MotoRequestHandler)
+    changes = StreamChanges()
+    patch_moto(changes)
+    handler = keep_alive_handler(MotoRequestHandler)
+    server = make_server(host, port, moto_app(changes), threaded=True, request_handler=handler)
     threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
     return server
 

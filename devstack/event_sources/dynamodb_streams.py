@@ -10,6 +10,10 @@ services-dynamodb-errors):
       ``idle_poll_interval`` seconds (Lambda's base rate: 4 times a second) once it has been idle for
       ``idle_after`` seconds. The slower idle rate exists because moto keeps every shard iterator it ever
       issued (about 2 KB per GetRecords call, never freed).
+    * Where the endpoint serves the devstack's stream-change wait (the embedded moto child, see
+      :mod:`.change_feed`), an idle shard is not polled at all: its consumer waits until a write is stored (at
+      most ``feed_fallback`` seconds), then reads, never sooner than ``poll_interval`` after its previous read,
+      so a busy table is still read at most every ``poll_interval``; shard discovery waits for writes too.
     * A failed GetRecords (expired or unknown iterator, endpoint error) re-acquires the iterator after the
       last record read, so nothing is skipped; only a shard with nothing read yet restarts at its
       starting position.
@@ -36,6 +40,7 @@ from typing import Any, Literal
 
 from devstack.event_sources._base import TRANSIENT_ERRORS, Backoff, EventSource, SourceStats
 from devstack.event_sources.batch_response import InvalidBatchResponse, failed_item_identifiers
+from devstack.event_sources.change_feed import StreamChangeFeed
 from devstack.event_sources.filters import RecordFilter
 from devstack.event_sources.stream_records import on_failure_record, stream_record
 from devstack.lambda_runtime import FunctionError, LocalFunction
@@ -76,6 +81,8 @@ class DynamoDbStreamEventSource(EventSource):
             ``poll_interval`` to always poll fast).
         idle_after: Seconds without records after which a shard counts as idle.
         shard_discovery_interval: Seconds between DescribeStream calls looking for new shards.
+        change_feed: Wait for writes through the endpoint's stream-change feed where it has one (else poll).
+        feed_fallback: Longest wait for the feed before a shard is read anyway (seconds).
         endpoint_url: Explicit endpoint (default: standard botocore resolution).
         stop_grace: Seconds ``stop()`` lets an in-progress batch finish.
     """
@@ -99,6 +106,8 @@ class DynamoDbStreamEventSource(EventSource):
         stop_grace: float = 0.8,
         filter_patterns: tuple[str, ...] = (),
         maximum_batching_window: float = 0.0,
+        change_feed: bool = True,
+        feed_fallback: float = 10.0,
     ) -> None:
         if not 0 <= maximum_batching_window <= 300:
             raise ValueError("maximum_batching_window must be 0-300 seconds")
@@ -128,6 +137,9 @@ class DynamoDbStreamEventSource(EventSource):
         self._sqs: Any = None
         self._shards: dict[str, asyncio.Task[None]] = {}
         self._initial: list[tuple[dict[str, Any], str | None]] = []
+        self.change_feed = change_feed
+        self.feed_fallback = feed_fallback
+        self._feed: StreamChangeFeed | None = None
 
     def __str__(self) -> str:
         table = self.stream_arn.split(":table/", 1)[-1].split("/", 1)[0]
@@ -143,6 +155,11 @@ class DynamoDbStreamEventSource(EventSource):
             self._sqs = await self._open_client(stack, "sqs")
         self._shards = {}
         self._initial = []
+        self._feed = None
+        if self.change_feed:
+            feed = StreamChangeFeed(self.client.meta.endpoint_url)
+            if await feed.open(stack):
+                self._feed = feed
         for shard in await self._describe_shards():
             iterator = await self._iterator(shard["ShardId"], self.starting_position)
             self._initial.append((shard, iterator))
@@ -150,7 +167,22 @@ class DynamoDbStreamEventSource(EventSource):
     def _workers(self) -> list[Awaitable[None]]:
         for shard, iterator in self._initial:
             self._start_shard(shard, iterator, self.starting_position)
-        return [self._discover_loop()]
+        feed = self._feed
+        return [self._discover_loop()] + ([self._until_stopped(feed.follow())] if feed is not None else [])
+
+    @property
+    def feed_version(self) -> int:
+        """The stream-change version now (-1 without a feed); a consumer notes it before each read."""
+        return self._feed.version if self._feed is not None and self._feed.available else -1
+
+    async def _wait_for_writes(self, seen: int, fallback: float) -> bool:
+        """With a feed: wait for a write beyond version ``seen`` (at most ``fallback`` s); False without a feed.
+        Returns True when the wait happened (the caller then reads), False when the caller must poll."""
+        feed = self._feed
+        if feed is None or not feed.available:
+            return False
+        await self._until_stopped(feed.wait_beyond(seen, fallback))
+        return True
 
     def _start_shard(self, shard: dict[str, Any], iterator: str | None, position: str) -> None:
         parent = self._shards.get(shard.get("ParentShardId", ""))
@@ -159,7 +191,11 @@ class DynamoDbStreamEventSource(EventSource):
 
     async def _discover_loop(self) -> None:
         backoff = Backoff(initial=0.5, maximum=5.0)
+        seen = self.feed_version
         while not await self._sleep(self.shard_discovery_interval):
+            # moto adds shards only with writes: wait for one (a shard poll reads at least every fallback)
+            await self._wait_for_writes(seen, 3 * self.feed_fallback)
+            seen = self.feed_version
             try:
                 shards = await self._describe_shards()
             except TRANSIENT_ERRORS as exc:
@@ -234,6 +270,8 @@ class _ShardConsumer:
         self.retry_backoff = Backoff(initial=0.05, maximum=2.0)
         self.needs_iterator = iterator is None
         self.last_records_at = 0.0
+        self.seen_version = -1  # the stream-change version noted before the last read
+        self.read_at = 0.0  # loop time of the last read
 
     async def run(self) -> None:
         """Consume the shard until it is closed and drained, or the source stops."""
@@ -245,6 +283,7 @@ class _ShardConsumer:
         backoff = Backoff()
         while not source.stopping:
             if self.needs_iterator or (self.iterator is not None and len(self.buffer) < source.batch_size):
+                self.seen_version, self.read_at = source.feed_version, loop.time()
                 try:
                     await self._fetch()
                 except TRANSIENT_ERRORS as exc:
@@ -262,7 +301,7 @@ class _ShardConsumer:
             elif self.iterator is None:
                 logger.info("%s: shard %s is closed and fully processed", source, self.shard_id)
                 return
-            elif await source._sleep(self._idle_delay(loop.time())):
+            elif await self._idle(loop.time()):
                 return
 
     def _gathering(self, now: float) -> bool:
@@ -276,6 +315,13 @@ class _ShardConsumer:
         if self.gathering_since is None:
             self.gathering_since = now
         return now - self.gathering_since < source.maximum_batching_window
+
+    async def _idle(self, now: float) -> bool:
+        """Wait before the next read of an idle shard: for a write (feed) or a poll interval. True: stopping."""
+        source = self.source
+        if await source._wait_for_writes(self.seen_version, source.feed_fallback):
+            return await source._sleep(self.read_at + source.poll_interval - asyncio.get_running_loop().time())
+        return await source._sleep(self._idle_delay(now))
 
     def _idle_delay(self, now: float) -> float:
         source = self.source

@@ -1,8 +1,10 @@
-"""The embedded moto child: starts on a free port, serves only local SDK clients, expires shard iterators, stops on
-SIGTERM."""
+"""The embedded moto child: starts on a free port, serves only local SDK clients, expires shard iterators, keeps
+connections alive, parks stream-change waits, stops on SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
+import http.client
 import json
 import signal
 import subprocess
@@ -13,11 +15,15 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
 
+from devstack.event_sources import DynamoDbStreamEventSource
+from devstack.lambda_runtime import LocalFunction
 from devstack.moto_process import LocalClientsOnly, expire_shard_iterators
+from devstack.moto_tuning import STREAM_CHANGES_PATH
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +163,67 @@ def test_shard_iterators_expire(moto_endpoint: str) -> None:
     assert not backend.shard_iterators
     fresh = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
     assert streams.get_records(ShardIterator=fresh)["Records"] == []
+
+
+def _streamed_table(child: str, name: str) -> tuple[Any, str]:
+    dynamodb = boto3.client("dynamodb", endpoint_url=child)
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )
+    return dynamodb, dynamodb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
+
+
+def _changes(connection: http.client.HTTPConnection, after: int, timeout: float) -> int:
+    connection.request("GET", f"{STREAM_CHANGES_PATH}?after={after}&timeout={timeout}")
+    response = connection.getresponse()
+    assert response.status == 200 and response.getheader("Connection") is None  # kept alive
+    return json.loads(response.read())["version"]
+
+
+def test_connections_are_kept_alive_even_when_a_body_is_left_unread(child: str) -> None:
+    """werkzeug closed every connection; the child keeps them, and skips a body the application did not read."""
+    connection = http.client.HTTPConnection(*child.removeprefix("http://").split(":"), timeout=10)
+    _changes(connection, -1, 0)
+    connection.request("PUT", "/bucket/key", body=b"x" * 5000, headers={"Origin": "http://evil.example"})
+    refused = connection.getresponse()
+    assert refused.status == 403 and refused.getheader("Connection") is None
+    refused.read()
+    local_port = connection.sock.getsockname()[1]
+    _changes(connection, -1, 0)  # the next request on the same socket parses cleanly
+    assert connection.sock.getsockname()[1] == local_port
+    connection.close()
+
+
+def test_a_parked_stream_change_wait_returns_when_a_record_is_stored(child: str) -> None:
+    dynamodb, _ = _streamed_table(child, "parked")
+    connection = http.client.HTTPConnection(*child.removeprefix("http://").split(":"), timeout=20)
+    before = _changes(connection, -1, 0)
+    timer = threading.Timer(0.3, lambda: dynamodb.put_item(TableName="parked", Item={"pk": {"S": "a"}}))
+    started = time.monotonic()
+    timer.start()
+    assert _changes(connection, before, 10) > before
+    assert 0.25 < time.monotonic() - started < 5  # woken by the write, not by the timeout
+    assert _changes(connection, before + 100, 0.2) == before + 1  # nothing new: answered at the timeout
+
+
+async def test_an_idle_stream_source_waits_for_writes_instead_of_polling(child: str) -> None:
+    dynamodb, stream_arn = _streamed_table(child, "idle")
+    delivered: asyncio.Queue[float] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    function = LocalFunction("fn", lambda e, c: loop.call_soon_threadsafe(delivered.put_nowait, time.monotonic()))
+    source = DynamoDbStreamEventSource(stream_arn, function, endpoint_url=child)
+    await source.start()
+    try:
+        reads: list[str] = []
+        source.client.meta.events.register("before-call.dynamodb-streams.GetRecords", lambda **_: reads.append("r"))
+        await asyncio.sleep(2.0)
+        assert len(reads) <= 1  # polling read 25 times a second here
+        written = time.monotonic()
+        await asyncio.to_thread(dynamodb.put_item, TableName="idle", Item={"pk": {"S": "a"}})
+        assert await asyncio.wait_for(delivered.get(), 5) - written < 0.5
+    finally:
+        await source.stop()

@@ -1,0 +1,191 @@
+"""What the embedded moto child costs per request, cut down: keep-alive, O(1) SQS hot paths, stream-change waits.
+
+Measured with py-spy on ``capturestream up`` under 30 publishers (``./dev bench ingest --streams 30``), moto's
+process was the tree's largest consumer (~2.7 % of a core per stream), and idle ``up`` polled it ~10 times a second:
+
+- **Keep-alive** (:class:`KeepAliveRequestHandler`). werkzeug's development server sends ``Connection: close`` on
+  every response, so every SDK call (the node's segment PUTs, each poller's receive) paid a TCP connect, a new
+  server thread and the client's connection setup (aiohappyeyeballs was ~20 % of idle ``up``'s samples). The
+  handler keeps HTTP/1.1 connections open: it drops werkzeug's forced ``Connection: close`` and limits what the
+  request may read to its ``Content-Length`` (werkzeug drains "whatever is left" after each response, which on a
+  kept-alive connection would swallow the next request). Chunked requests still close the connection.
+- **SQS hot paths** (:func:`patch_moto`). moto 5.2.5 answers ``Queue.attributes`` (read by every ``SendMessage``,
+  so by every S3 → EventBridge → SQS delivery) by scanning every message of the queue three times, and checks
+  the retention period of each received message by building all attributes again (O(n²) per receive); each
+  check calls ``unix_time()``, which builds two ``datetime`` objects. Under load those were ~40 % of moto's
+  samples. The patches read the retention period directly and take the time from ``time.time()`` (the same
+  value: moto's ``utcnow()`` is the wall clock). moto's routing also lists its own package folder on every
+  request (~11 % of a small PUT); the list is computed once.
+- **Stream-change waits** (:class:`StreamChanges`). The devstack's DynamoDB stream consumers polled GetRecords every
+  40 ms (every 250 ms once idle) to learn of a write. ``GET /_devstack/stream-changes?after=N&timeout=S`` answers
+  ``{"version": V}`` as soon as any table's stream has a record beyond version ``N`` (or after ``S`` seconds):
+  one parked request replaces ~10 polls a second. It is not an AWS API; consumers fall back to polling when it
+  answers 404 (LocalStack, an external moto).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from werkzeug.serving import WSGIRequestHandler
+
+#: The path of the stream-change wait (under a prefix no AWS service uses).
+STREAM_CHANGES_PATH = "/_devstack/stream-changes"
+#: Longest wait a client may ask for, seconds.
+MAX_WAIT = 30.0
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class _BodyReader(io.RawIOBase):
+    """The request's body and nothing past it: ``Content-Length`` bytes of the connection's buffered reader."""
+
+    def __init__(self, raw: Any, length: int) -> None:
+        self.raw = raw
+        self.remaining = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.remaining <= 0:
+            return 0
+        view = memoryview(buffer)[: self.remaining]
+        count = self.raw.readinto(view) or 0
+        self.remaining -= count
+        return count
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        line = self.raw.readline(limit) if limit > 0 else b""
+        self.remaining -= len(line)
+        return line
+
+
+class KeepAliveRequestHandler(WSGIRequestHandler):
+    """werkzeug's request handler (moto's, when given as ``base``) with HTTP/1.1 keep-alive."""
+
+    protocol_version = "HTTP/1.1"
+    _keep_alive = False
+
+    def setup(self) -> None:
+        super().setup()
+        # http.server sends the headers and the body in separate writes: on a kept-alive connection Nagle's
+        # algorithm would hold the body until the client's delayed ACK (~40 ms per small response).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def run_wsgi(self) -> None:
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length, chunked = 0, True
+        self._keep_alive = not chunked and not self.close_connection
+        if not self._keep_alive:
+            super().run_wsgi()
+            return
+        raw = self.rfile
+        body = _BodyReader(raw, length)
+        self.rfile = body  # type: ignore[assignment]
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile = raw
+            while body.remaining > 0:  # the application did not read the whole body: skip the rest of it
+                data = raw.read(min(body.remaining, 1 << 20))
+                if not data:
+                    self.close_connection = True
+                    break
+                body.remaining -= len(data)
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if self._keep_alive and keyword.lower() == "connection" and value.lower() == "close":
+            return  # werkzeug closes every connection; this one stays open
+        super().send_header(keyword, value)
+
+
+def keep_alive_handler(base: type[WSGIRequestHandler]) -> type[WSGIRequestHandler]:
+    """A keep-alive subclass of ``base`` (moto's ``MotoRequestHandler`` keeps its header handling)."""
+    return type(f"KeepAlive{base.__name__}", (KeepAliveRequestHandler, base), {})
+
+
+class StreamChanges:
+    """A version number bumped on every DynamoDB stream record moto stores, and a WSGI wait on it."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self._changed = threading.Condition()
+
+    def bump(self) -> None:
+        """A stream record was stored: wake every waiter."""
+        with self._changed:
+            self.version += 1
+            self._changed.notify_all()
+
+    def wait(self, after: int, timeout: float) -> int:
+        """The version once it is beyond ``after``, or the current one after ``timeout`` seconds."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.version > after, timeout)
+            return self.version
+
+    def middleware(self, app: WsgiApp) -> WsgiApp:
+        """``app`` with :data:`STREAM_CHANGES_PATH` answered here."""
+
+        def serve(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") != STREAM_CHANGES_PATH:
+                return app(environ, start_response)
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            try:
+                after = int(query.get("after", ["-1"])[0])
+                timeout = min(MAX_WAIT, max(0.0, float(query.get("timeout", ["20"])[0])))
+            except ValueError:
+                start_response("400 Bad Request", [("Content-Length", "0")])
+                return [b""]
+            body = json.dumps({"version": self.wait(after, timeout)}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+
+        return serve
+
+
+def patch_moto(changes: StreamChanges) -> None:
+    """Apply the O(1) SQS patches, cache moto's service list and hook ``changes`` into moto's DynamoDB stream
+    shards (moto 5.2.x)."""
+    from moto import backends
+    from moto.dynamodb.models.table import StreamShard
+    from moto.sqs import models as sqs
+
+    # Every request's routing lists moto's package folder (os.listdir + an isdir per entry): ~11 % of a small
+    # PUT's CPU. The folder does not change while the server runs.
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+
+    def unix_time(dt: Any = None, _original: Any = sqs.unix_time) -> float:
+        return time.time() if dt is None else _original(dt)
+
+    def unix_time_millis(dt: Any = None, _original: Any = sqs.unix_time_millis) -> float:
+        return time.time() * 1000.0 if dt is None else _original(dt)
+
+    def retention_ok(self: Any, queue_name: str, message: Any) -> bool:
+        period = int(self.get_queue(queue_name).message_retention_period)
+        return period + message.sent_timestamp / 1000 > time.time()
+
+    sqs.unix_time = unix_time
+    sqs.unix_time_millis = unix_time_millis
+    sqs.SQSBackend.is_message_valid_based_on_retention_period = retention_ok  # type: ignore[method-assign]
+
+    add = StreamShard.add
+
+    def add_and_bump(self: Any, old: Any, new: Any) -> None:
+        add(self, old, new)
+        changes.bump()
+
+    StreamShard.add = add_and_bump  # type: ignore[method-assign]
