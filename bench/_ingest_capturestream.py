@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -231,6 +232,22 @@ class CaptureStreamSubject:
             counts.append({"segments": segments, "sessions": len(sessions)})
         return counts
 
+    async def diagnostics(self) -> dict[str, Any]:
+        """Where media waits inside the node: its Prometheus ``/metrics`` (HTTP port of ``capture_ws_url``), summed
+        over labels; ``{"metrics": None, "why": ...}`` when the node serves none (404) or cannot be reached."""
+        capture = self.stack.get("capture_ws_url")
+        if not capture:
+            return {"metrics": None, "why": "no capture_ws_url in stack.json"}
+        parts = urlsplit(capture)
+        try:
+            async with self.http.get(f"http://{parts.hostname}:{parts.port}/metrics") as response:
+                if response.status != 200:
+                    return {"metrics": None, "why": f"GET /metrics answered {response.status}"}
+                text = await response.text()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            return {"metrics": None, "why": f"GET /metrics failed: {type(error).__name__}"}
+        return {"metrics": parse_metrics(text)}
+
     async def stop(self) -> str | None:
         """SIGTERM ``up`` and wait for its whole tree; an error message when it had to be killed."""
         await self._exit.aclose()
@@ -279,6 +296,18 @@ class CaptureStreamSubject:
                 "first_flagged": [line[:300] for line in flagged[:40]],
             }
         return result
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text → ``{sample name: value summed over its labels}`` (histogram buckets left out)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.name.endswith(("_bucket", "_created")):
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
 
 
 def _alive(pid: int, start: int) -> bool:

@@ -152,6 +152,10 @@ class Publisher:
             "spawn_to_anchor": self.anchor - self.spawned_at if known else None,  # type: ignore[operator]
             "progress_reports": len(self.offsets),
             "anchor_offset_p50": spread[len(spread) // 2] if spread else None,
+            # how far behind real time the publisher's media was at its last report / at worst: a node that stops
+            # reading (backpressure) makes ffmpeg's -re clock fall behind
+            "behind_realtime_end": self.offsets[-1] - self.anchor if self.anchor is not None and self.offsets else None,
+            "behind_realtime_max": spread[-1] if spread else None,
             "returncode": self.returncode,
             "stderr_tail": self.stderr_tail.decode(errors="replace")[-500:],
         }

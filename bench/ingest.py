@@ -28,9 +28,16 @@ Method:
     memory come from a separate *quiet* run per (system, N) with no observer; lag, first playlist and segments
     seen come from an *observed* run. ``--single-run`` (implied by ``--quick``) takes everything from the observed run.
 
-Targets (BRIEF §6) for CaptureStream: lag p50 ≤ 0.15 s and p95 ≤ 0.30 s at 10 streams; CPU ≤ 1.0 %/stream (stretch
-0.7) at 30 streams, judged on the ingest node (as INGEST_COST.md's totals, which leave moto out); peak RSS ≤ 300 MB at
-30 streams, judged on the ingest node, which has no child processes (the whole ``up`` tree is shown beside it).
+Idle: the tree's CPU over 5 s, once it has been ready for 5 s (the settled idle, not the start-up work), in quiet
+runs (and single runs unless ``--quick``). Missing segments: when a stream has fewer stored than expected, the node's
+``/metrics`` are read (upload/spool/buffered gauges; "none" when it answers 404) and the count is taken again 10 s
+later, so the report says how many were still queued and how many were lost, and how far each publisher's media fell
+behind real time (the node stopped reading). SIGTERM stops the running subject before the bench exits.
+
+Targets (BRIEF §6, issue 11) for CaptureStream: lag p50 ≤ 0.15 s and p95 ≤ 0.30 s at 10 streams; lag p95 ≤ 1 s with
+every segment stored at 30 streams; CPU ≤ 1.0 %/stream (stretch 0.7) at 30 streams, judged on the ingest node (as
+INGEST_COST.md's totals, which leave moto out); peak RSS ≤ 300 MB at 30 streams, judged on the ingest node, which
+has no child processes (the whole ``up`` tree is shown beside it).
 
 Usage: ``python -m bench.ingest [--streams 1,10,30] [--seconds 30] [--observe 10] [--single-run] [--aligned]
 [--no-reference] [--quick] [--cache-dir DIR] [--results-dir DIR]``; ``--quick`` = 1 and 2 streams for 8 s.
@@ -47,6 +54,7 @@ import contextlib
 import os
 import random
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -79,11 +87,14 @@ QUIET = "quiet"
 OBSERVED = "observed"
 GOP_SECONDS = 1.0
 TAIL_SECONDS = 2.0
-IDLE_SECONDS = 3.0
+IDLE_SETTLE_SECONDS = 5.0
+IDLE_SECONDS = 5.0
+LATE_SECONDS = 10.0
 FIXTURE_SECONDS = 60
 QUICK_FIXTURE_SECONDS = 10
 TARGET_LAG = (0.15, 0.30)
 TARGET_LAG_STREAMS = 10
+TARGET_LAG_P95_AT_30 = 1.0
 TARGET_CPU, STRETCH_CPU = 1.0, 0.7
 TARGET_CPU_STREAMS = 30
 TARGET_RSS_MB = 300
@@ -108,6 +119,7 @@ class Subject(Protocol):
     def source(self, index: int) -> HlsSource: ...
     async def discover(self, deadline: float, rng: random.Random) -> None: ...
     async def stored(self) -> list[dict[str, int]]: ...
+    async def diagnostics(self) -> dict[str, Any]: ...
     async def stop(self) -> str | None: ...
     def log_tail(self, lines: int = 15) -> str: ...
     def findings(self) -> dict[str, Any]: ...
@@ -141,6 +153,9 @@ class Run:
     publishers: list[dict[str, Any]] = field(default_factory=list)
     observers: list[dict[str, Any]] = field(default_factory=list)
     stored: list[dict[str, int]] = field(default_factory=list)
+    #: When streams were short at the end: the subject's own view then (node /metrics) and the count LATE_SECONDS on.
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    stored_late: list[dict[str, int]] = field(default_factory=list)
     findings: dict[str, Any] = field(default_factory=dict)
 
     def pct(self, cpu_seconds: float | None) -> float | None:
@@ -198,6 +213,8 @@ class Plan:
     rng: random.Random
     scratch: Path
     http: aiohttp.ClientSession
+    #: Measure the settled idle tree in single runs too (``--quick`` skips it: 10 s per run).
+    idle_in_single_run: bool = False
 
     @property
     def expected(self) -> int:
@@ -225,7 +242,8 @@ async def measure_run(system: str, n: int, mode: str, plan: Plan) -> Run:
         run.start_seconds = subject.start_seconds
         sampler = TreeSampler(subject.pid, subject.classify)
         sampler.start()
-        if mode == QUIET:
+        if mode == QUIET or plan.idle_in_single_run:  # settled idle: after the first seconds' start-up work
+            await asyncio.sleep(IDLE_SETTLE_SECONDS)
             before, began = sampler.cpu_now(), time.monotonic()
             await asyncio.sleep(IDLE_SECONDS)
             run.idle_tree_pct = (sampler.cpu_now() - before) / (time.monotonic() - began) * 100
@@ -267,6 +285,10 @@ async def measure_run(system: str, n: int, mode: str, plan: Plan) -> Run:
         if tasks:
             await asyncio.wait(tasks, timeout=max(1.0, deadline - time.monotonic()))
         run.stored = await subject.stored()
+        if any(s["segments"] < run.expected for s in run.stored):  # lost, or still queued? look, then count again
+            run.diagnostics = await subject.diagnostics()
+            await asyncio.sleep(LATE_SECONDS)
+            run.stored_late = await subject.stored()
     except Exception as error:  # the subject failed (or the bench did): report it, keep the other runs
         run.failures.append(f"{type(error).__name__}: {error}")
         print(f"{system} N={n} {mode}: {error}\n{subject.log_tail()}", file=sys.stderr)
@@ -314,9 +336,13 @@ def _collect(
     for p in publishers:
         if p.returncode not in (0, None) or (p.returncode is None and not run.failures):
             run.failures.append(f"publisher {p.index} exited with {p.returncode}: {p.stderr_tail[-300:]!r}")
-    for index, stored in enumerate(run.stored):
+    late = run.stored_late or run.stored
+    for index, (stored, after) in enumerate(zip(run.stored, late, strict=False)):
         if stored["segments"] < run.expected:
-            run.failures.append(f"stream {index}: {stored['segments']} of {run.expected} segments stored")
+            run.failures.append(
+                f"stream {index}: {stored['segments']} of {run.expected} segments stored {TAIL_SECONDS:g} s after "
+                f"its publisher stopped, {after['segments']} after {TAIL_SECONDS + LATE_SECONDS:g} s"
+            )
     for o in run.observers:
         if o["seen"] < o["expected"]:
             run.failures.append(f"stream {o['publisher']}: saw {o['seen']} of {o['expected']} segments")
@@ -367,6 +393,9 @@ def row_summary(runs: list[Run], system: str, n: int) -> dict[str, Any]:
         "publisher_pct": costs.pct(costs.publisher_cpu) if costs else None,
         "stored": sum(s["segments"] for s in costs.stored) if costs else 0,
         "stored_expected": costs.expected * costs.n if costs else 0,
+        "complete": all(
+            len(r.stored) == r.n and all(s["segments"] >= r.expected for s in r.stored) for r in (costs, observed) if r
+        ),
     }
 
 
@@ -406,13 +435,22 @@ def table(rows: list[dict[str, Any]]) -> str:
     return markdown_table(headers, cells)
 
 
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
 def verdicts(rows: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     """The targets line (CaptureStream rows only) and the verdicts for the results file."""
     ours = {r["n"]: r for r in rows if r["system"] == CAPTURESTREAM}
     parts, result = [], {}
-
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "MISSED"
+    held = ours.get(TARGET_CPU_STREAMS)
+    if held and held["lag"]["n"]:
+        p95, complete = held["lag"]["p95"], held["complete"]
+        result["holds_30"] = {"lag_p95": p95, "complete": complete, "met": p95 <= TARGET_LAG_P95_AT_30 and complete}
+        parts.append(
+            f"{TARGET_CPU_STREAMS} streams held: lag p95 {p95:.3f} s ≤ {TARGET_LAG_P95_AT_30:g} s: "
+            f"{verdict(p95 <= TARGET_LAG_P95_AT_30)}, every segment stored: {verdict(complete)}"
+        )
 
     lag_row = ours.get(TARGET_LAG_STREAMS)
     if lag_row and lag_row["lag"]["n"]:
@@ -449,6 +487,59 @@ def verdicts(rows: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     return "Targets (BRIEF §6): " + "; ".join(parts) + ".", result
 
 
+def ratios(rows: list[dict[str, Any]]) -> list[str]:
+    """CaptureStream ÷ nginx-rtmp per level, both measured in this invocation."""
+    by = {(r["system"], r["n"]): r for r in rows}
+    out = []
+    for (system, n), ours in sorted(by.items(), key=lambda item: item[0][1]):
+        ref = by.get((NGINX, n))
+        if system != CAPTURESTREAM or ref is None:
+            continue
+
+        def ratio(a: float | None, b: float | None) -> str:
+            return "—" if a is None or not b or b <= 0 else f"{a / b:.1f}×"
+
+        out.append(
+            f"N={n}: lag p50 {ratio(ours['lag'].get('p50'), ref['lag'].get('p50'))}, "
+            f"p95 {ratio(ours['lag'].get('p95'), ref['lag'].get('p95'))}; CPU node "
+            f"{ratio(ours['cpu_node_pct'], ref['cpu_node_pct'])}, "
+            f"tree {ratio(ours['cpu_tree_pct'], ref['cpu_tree_pct'])}"
+        )
+    return out
+
+
+def failure_mode(run: Run) -> str | None:
+    """Where the missing segments of a run went: still queued (stored late), lost, what the node and the publishers
+    say; None when nothing was missing."""
+    short = [(i, s["segments"]) for i, s in enumerate(run.stored) if s["segments"] < run.expected]
+    if not short:
+        return None
+    late = run.stored_late or run.stored
+    missing = sum(run.expected - count for _, count in short)
+    still = sum(max(0, run.expected - late[i]["segments"]) for i, _ in short if i < len(late))
+    per_stream = ", ".join(f"#{i} {count}/{run.expected}" for i, count in short[:12])
+    text = (
+        f"{run.system} N={run.n} {run.mode}: {len(short)} of {run.n} streams short ({per_stream}"
+        f"{' …' if len(short) > 12 else ''}): {missing} segments missing {TAIL_SECONDS:g} s after the publishers "
+        f"stopped, {still} still missing {LATE_SECONDS:g} s later ({missing - still} were queued, not lost)"
+    )
+    metrics = run.diagnostics.get("metrics") if run.diagnostics else None
+    if metrics:
+        keys_shown = [k for k in sorted(metrics) if any(w in k for w in ("upload", "spool", "buffered", "active"))]
+        text += "; node /metrics then: " + ", ".join(
+            f"{k.removeprefix('capturestream_ingest_')} {metrics[k]:g}" for k in keys_shown
+        )
+    elif run.diagnostics:
+        text += f"; node /metrics: none ({run.diagnostics.get('why')})"
+    behind = [p["behind_realtime_max"] for p in run.publishers if p.get("behind_realtime_max") is not None]
+    if behind:
+        text += (
+            f"; publishers' media behind real time at worst: max {max(behind):.2f} s, median "
+            f"{sorted(behind)[len(behind) // 2]:.2f} s (above ~0.5 s the node stopped reading: backpressure)"
+        )
+    return text
+
+
 def notes(runs: list[Run], rows: list[dict[str, Any]], single_run: bool) -> list[str]:
     """Lines under the table: where each figure comes from, the side costs, what the subjects logged."""
     lines = []
@@ -473,8 +564,9 @@ def notes(runs: list[Run], rows: list[dict[str, Any]], single_run: bool) -> list
         if fetched["n"]:
             extra = f"; lag to segment fully read p50/p95 {sec(fetched['p50'])}/{sec(fetched['p95'])}"
         by_system.setdefault(r["system"], []).append(
-            f"N={r['n']}: %/stream {roles}; MB {mem}; idle tree {_cell_pct(r['idle_tree_pct'])} of a core; "
+            f"N={r['n']}: %/stream {roles}; MB {mem}; settled idle tree {_cell_pct(r['idle_tree_pct'])} of a core; "
             f"publishers {_cell_pct(r['publisher_pct'])}/stream{extra}; stored {r['stored']}/{r['stored_expected']}"
+            + ("" if r["complete"] else " (INCOMPLETE)")
         )
     for system, items in by_system.items():
         lines.append(f"{system} by role — " + " | ".join(items))
@@ -492,6 +584,11 @@ def notes(runs: list[Run], rows: list[dict[str, Any]], single_run: bool) -> list
             + f"; window hits on the first poll (lag is then an upper bound): {hits}; reads that raised "
             f"(retried): {errors}."
         )
+    compared = ratios(rows)
+    if compared:
+        lines.append("CaptureStream ÷ nginx-rtmp, same invocation — " + " | ".join(compared) + ".")
+    lost = [text for r in runs if (text := failure_mode(r))]
+    lines.extend(f"MISSING SEGMENTS — {text}." for text in lost)
     flagged = []
     for r in runs:
         for name, info in r.findings.items():
@@ -507,6 +604,11 @@ def notes(runs: list[Run], rows: list[dict[str, Any]], single_run: bool) -> list
 async def measure(args: argparse.Namespace, fixture_path: Path, first_keyframe: float) -> list[Run]:
     """Every run, sequentially: per level, each system (alternating which goes first), quiet then observed."""
     runs: list[Run] = []
+    # SIGTERM (`timeout`, a CI step ending) cancels the run like Ctrl-C does, so the running subject is stopped:
+    # `up` runs in its own session and would otherwise be left behind, holding its ports and two cores.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     systems = [CAPTURESTREAM] + ([] if args.no_reference else [NGINX])
     modes = [OBSERVED] if args.single_run else [QUIET, OBSERVED]
     timeout = aiohttp.ClientTimeout(total=15)
@@ -521,6 +623,7 @@ async def measure(args: argparse.Namespace, fixture_path: Path, first_keyframe: 
                 rng=random.Random(args.seed),
                 scratch=Path(tmp),
                 http=http,
+                idle_in_single_run=args.single_run and not args.quick,
             )
             for level, n in enumerate(args.streams):
                 order = systems if level % 2 == 0 else systems[::-1]
@@ -589,6 +692,9 @@ def main(argv: list[str] | None = None) -> int:
             runs = runner.run(asyncio.wait_for(measure(args, fixture_path, first_keyframe), budget))
     except TimeoutError:
         print(f"bench.ingest: did not finish within {budget:.0f} s", file=sys.stderr)
+        return 1
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        print("bench.ingest: interrupted; the running subject was stopped", file=sys.stderr)
         return 1
 
     systems = [CAPTURESTREAM] + ([] if args.no_reference else [NGINX])

@@ -255,6 +255,10 @@ class NginxSubject:
             counts.append({"segments": entries[-1].sequence + 1 if entries else 0, "sessions": int(bool(entries))})
         return counts
 
+    async def diagnostics(self) -> dict[str, Any]:
+        """nginx-rtmp keeps no queue worth reading here (it writes to disk)."""
+        return {}
+
     async def stop(self) -> str | None:
         """Stop nginx; an error message when it had to be killed or failed."""
         started = time.monotonic()
