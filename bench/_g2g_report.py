@@ -67,6 +67,7 @@ def row_summary(watches: list[Watch], subject: str) -> dict[str, Any]:
         "frames": sum(w.quality.get("frames") or 0 for w in mine),
         "callback_delay": summarize([s[7] / 1000 for s in samples], quantiles=(50, 95)),
         "view_p50s": [percentile([s[2] / 1000 for s in w.samples], 50) for w in mine if w.samples],
+        "view_ahead": [w.quality.get("ahead") for w in mine],
         "publisher_speed": _ratio(
             sum(w.quality.get("media_seconds", 0) for w in mine), sum(w.quality.get("capture_seconds", 0) for w in mine)
         ),
@@ -155,12 +156,10 @@ def print_report(
     print()
     missed = [name for name, v in verdict["verdicts"].items() if v["target_met"] is False]
     unmeasured = [name for name, v in verdict["verdicts"].items() if v["target_met"] is None]
-    print(
-        "- Targets (p50): "
-        + ("all met." if verdict["all_met"] else "")
-        + (f"MISSED by {', '.join(missed)}. " if missed else "")
-        + (f"Not measured: {', '.join(unmeasured)}." if unmeasured else "")
-    )
+    met = [name for name, v in verdict["verdicts"].items() if v["target_met"]]
+    parts = [f"met by {', '.join(met)}" if met else "", f"**MISSED** by {', '.join(missed)}" if missed else ""]
+    parts.append(f"not measured: {', '.join(unmeasured)}" if unmeasured else "")
+    print("- Targets (p50): " + "; ".join(part for part in parts if part) + ".")
     print(
         "- g2g = Date.now() at requestVideoFrameCallback − the capture ms burned into the frame; "
         "g2g − hls.latency = capture → that media listed in the playlist the player holds (segmenting, upload, "
@@ -174,6 +173,8 @@ def print_report(
             f"time); frame callback after the frame's display time p50 {ms(row['callback_delay'].get('p50'))}, "
             f"p95 {ms(row['callback_delay'].get('p95'))} (in g2g); g2g p50 of each page load: "
             + ", ".join(sec(value) for value in row["view_p50s"])
+            + "; media buffered ahead of the playhead at the end of each: "
+            + ", ".join(sec(value) for value in row["view_ahead"])
             + "."
         )
         if speed is not None and abs(speed - 1) > REAL_TIME_SLACK:  # behind, or catching up after falling behind

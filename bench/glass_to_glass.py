@@ -104,6 +104,7 @@ _PAGE_STATE = """() => {
                  lowLatencyMode: p.config.lowLatencyMode, maxLiveSyncPlaybackRate: p.config.maxLiveSyncPlaybackRate,
                  targetLatency: p.targetLatency, url: p.url} : null,
     library: window.capturestreamFlv ? 'mpegts.js' : p ? 'hls.js' : null,
+    ahead: v && v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : null,
     mode: (document.querySelector('#latency-mode input:checked') || {}).value || null,
     toast: (document.getElementById('toast') || {}).textContent || null,
   };
@@ -147,7 +148,7 @@ async def watch(browser: Any, result: Watch, encoder: Encoder, args: argparse.Na
     result.library = after["library"]
     if result.subject in MODES and after["mode"] not in (None, MODES[result.subject]):
         raise Failed(f"the page played {after['mode']} instead of {MODES[result.subject]} (toast: {after['toast']})")
-    result.quality = {key: after[key] for key in ("videoWidth", "videoHeight", "readyState", "error")}
+    result.quality = {key: after[key] for key in ("videoWidth", "videoHeight", "readyState", "error", "ahead")}
     for key in ("frames", "dropped"):  # over the window
         result.quality[key] = None if after[key] is None else after[key] - (before[key] or 0)
     result.jumps = count_jumps([sample[1] for sample in result.samples])
@@ -193,9 +194,9 @@ async def measure(args: argparse.Namespace, scratch: Path) -> list[Watch]:
                         if name == REFERENCE
                         else capturestream(pages if args.web_root else None, http, folder)
                     )
-                    print(f"[{run + 1}/{args.runs}] {name}: {args.views} view(s) …", file=sys.stderr, flush=True)
                     rows = (REFERENCE,) if name == REFERENCE else (CAPTURESTREAM,) if args.web_root else tuple(MODES)
                     views = [Watch(row, run, view) for view in range(args.views) for row in rows]
+                    print(f"[{run + 1}/{args.runs}] {name}: {len(views)} view(s) …", file=sys.stderr, flush=True)
                     watches.extend(views)
                     try:
                         async with subject as (url, encoder):
