@@ -87,10 +87,15 @@ class Person:
         page.on("pageerror", lambda error: self.errors.append(str(error)))
 
     @classmethod
-    async def open(cls, browser: Any, url: str, *, token: str | None = None, viewport: dict = WIDE) -> Person:
+    async def open(
+        cls, browser: Any, url: str, *, token: str | None = None, viewport: dict = WIDE, latency_mode: str | None = None
+    ) -> Person:
         context = await browser.new_context(viewport=viewport, color_scheme="dark")
         if token:
             await context.add_init_script(f"localStorage.setItem('capturestream.token', {json.dumps(token)})")
+        if latency_mode:  # the watch page's remembered latency switch
+            remember = f"localStorage.setItem('capturestream.latencyMode', {json.dumps(latency_mode)})"
+            await context.add_init_script(remember)
         person = cls(context, await context.new_page())
         await person.page.goto(url)
         return person
@@ -231,11 +236,14 @@ async def test_live_watch_chat_ended_and_recording(system: System, browser: Any,
         publisher.kill()
 
 
-async def test_a_dropped_publisher_reconnects_without_a_reload(system: System, browser: Any) -> None:
+@pytest.mark.parametrize("mode", ["standard", "flv"])
+async def test_a_dropped_publisher_reconnects_without_a_reload(system: System, browser: Any, mode: str) -> None:
     """SIGKILL the publisher: the page says "Reconnecting…" and keeps the last frame; a publisher that comes back
-    inside the window continues the same broadcast and the same page plays again."""
-    created = _channel(system, "Web e2e: reconnect")
-    viewer = await Person.open(browser, f"{system.stack['web_url']}/watch.html?v={created['channel']['playbackId']}")
+    inside the window continues the same broadcast and the same page plays again (in HTTP-FLV mode too, from the
+    node's new GOP, without falling back to standard HLS)."""
+    created = _channel(system, f"Web e2e: reconnect {mode}")
+    watch = f"{system.stack['web_url']}/watch.html?v={created['channel']['playbackId']}"
+    viewer = await Person.open(browser, watch, latency_mode=mode)
     publisher = Publisher(_rtmp(created), seconds=60)
     try:
         await viewer.wait_playing(2.0)
@@ -252,6 +260,8 @@ async def test_a_dropped_publisher_reconnects_without_a_reload(system: System, b
             arg=paused_at,
             timeout=60000,
         )
+        state = await _player(viewer)
+        assert state["mode"] == mode and state["library"] == ("mpegts.js" if mode == "flv" else "hls.js"), state
         assert not viewer.errors, viewer.errors
     finally:
         publisher.kill()
