@@ -24,7 +24,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -233,14 +232,13 @@ class CaptureStreamSubject:
         return counts
 
     async def diagnostics(self) -> dict[str, Any]:
-        """Where media waits inside the node: its Prometheus ``/metrics`` (HTTP port of ``capture_ws_url``), summed
-        over labels; ``{"metrics": None, "why": ...}`` when the node serves none (404) or cannot be reached."""
-        capture = self.stack.get("capture_ws_url")
-        if not capture:
-            return {"metrics": None, "why": "no capture_ws_url in stack.json"}
-        parts = urlsplit(capture)
+        """Where media waits inside the node: its Prometheus ``/metrics`` (at ``ingest_http_url``), summed over
+        labels; ``{"metrics": None, "why": ...}`` when the node serves none (404) or cannot be reached."""
+        origin = self.stack.get("ingest_http_url")
+        if not origin:
+            return {"metrics": None, "why": "no ingest_http_url in stack.json"}
         try:
-            async with self.http.get(f"http://{parts.hostname}:{parts.port}/metrics") as response:
+            async with self.http.get(f"{origin}/metrics") as response:
                 if response.status != 200:
                     return {"metrics": None, "why": f"GET /metrics answered {response.status}"}
                 text = await response.text()

@@ -9,8 +9,9 @@ Start order (stop is the reverse):
 5. one HTTP server (``http_port``): the HTTP API adapter for the REST function's routes, the MinIO webhook
    receiver (``POST /_local/minio/events``), and the CDN edge for everything else (media from the bucket, the
    web app from ``web/``);
-6. the ingest node (``python -m ingest_node``: RTMP, and browser go-live on ``capture_port``) as a child process,
-   with the same endpoint and table;
+6. the ingest node (``python -m ingest_node``: RTMP, its HTTP listener for low-latency playback and ``/metrics``,
+   browser go-live on that listener when ``capture_port`` is not 0) as a child process, with the same endpoint and
+   table;
 7. ``<state-dir>/stack.json`` with every endpoint, written atomically only when all of the above is ready.
 
 Rules:
@@ -33,7 +34,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import imageio_ffmpeg
 import uvloop
@@ -86,6 +86,9 @@ class Endpoints:
     cdn_url: str
     #: The ingest node's browser go-live WebSocket (``ws://host:port/capture``); ``None`` when it is off.
     capture_ws_url: str | None = None
+    #: The ingest node's HTTP origin (``http://host:port``): low-latency playback under ``/live/``, ``/metrics``.
+    #: It listens whether go-live is on or off (then on a port of its own).
+    ingest_http_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -97,21 +100,28 @@ class Endpoints:
 def web_runtime_config(endpoints: Endpoints) -> dict[str, Any]:
     """The web app's ``/config.json``: where its pages find the API, the WebSocket gateway and ingest.
 
-    ``playbackUrl`` is the ingest node's HTTP origin (the go-live socket's server), where the watch page's low-latency
-    modes play ``/live/<playbackId>.flv`` and ``/live/<playbackId>/ll.m3u8``; ``None`` when that server is off.
+    ``playbackUrl`` is the ingest node's HTTP origin, where the watch page's low-latency modes play
+    ``/live/<playbackId>.flv`` and ``/live/<playbackId>/ll.m3u8``; it does not depend on go-live (``captureWsUrl``
+    is ``None`` with ``--capture-port 0``, and the node still serves playback on its own HTTP port).
     """
-    capture = endpoints.capture_ws_url
-    playback = None
-    if capture is not None:
-        socket = urlsplit(capture)
-        playback = f"{'https' if socket.scheme == 'wss' else 'http'}://{socket.netloc}"
     return {
         "apiUrl": endpoints.api_url,
         "wsUrl": endpoints.ws_url,
-        "captureWsUrl": capture,
-        "playbackUrl": playback,
+        "captureWsUrl": endpoints.capture_ws_url,
+        "playbackUrl": endpoints.ingest_http_url,
         "rtmpUrl": endpoints.rtmp_url,
     }
+
+
+@dataclass(frozen=True)
+class _IngestEndpoints:
+    """Where the ingest node child listens (its ready line)."""
+
+    rtmp_port: int
+    #: ``None`` when go-live is off.
+    capture_ws_url: str | None
+    #: Its one HTTP listener: ``/live/`` playback, ``/metrics`` (and ``/capture`` when go-live is on).
+    http_url: str
 
 
 class LocalStack:
@@ -166,8 +176,8 @@ class LocalStack:
         http_port = await self._start_http(spec, provisioned, ports.http)
         ws_url = await self._start_gateway(spec, ports.ws)
         base = f"http://{self.config.host}:{http_port}"
-        rtmp_port, capture_ws_url = await self._start_ingest(provisioned, ports.rtmp, ports.capture)
-        rtmp_url = f"rtmp://{self.config.host}:{rtmp_port}/live"
+        ingest = await self._start_ingest(provisioned, ports.rtmp, ports.capture)
+        rtmp_url = f"rtmp://{self.config.host}:{ingest.rtmp_port}/live"
         secret = self._jwt_secret()
         _apply_environment(spec, provisioned, self._env_overrides(base, rtmp_url, secret))
         if not self.config.aws_endpoint:  # moto forgets everything on exit; an external endpoint keeps its data
@@ -182,7 +192,8 @@ class LocalStack:
             ws_url=ws_url,
             web_url=base,
             cdn_url=base,
-            capture_ws_url=capture_ws_url,
+            capture_ws_url=ingest.capture_ws_url,
+            ingest_http_url=ingest.http_url,
             extra={"table": provisioned.table.name, "aws_endpoint": endpoint, "pid": os.getpid()},
         )
         if self.cdn is not None:
@@ -262,9 +273,9 @@ class LocalStack:
 
     async def _start_ingest(
         self, provisioned: ProvisionedStack, port: int, capture_port: int | None
-    ) -> tuple[int, str | None]:
-        """The ingest node as a child process (its own GIL: media never waits for a Lambda handler); returns its
-        RTMP port and its browser go-live WebSocket URL (``None``: off)."""
+    ) -> _IngestEndpoints:
+        """The ingest node as a child process (its own GIL: media never waits for a Lambda handler); returns where
+        it listens, from the JSON line it prints once ready (:mod:`ingest_node.__main__`)."""
         env = {
             **os.environ,
             "TABLE_NAME": provisioned.table.name,
@@ -288,7 +299,11 @@ class LocalStack:
         self.children.append(child)
         ready = await child.start()
         capture = ready.get("capture_port")
-        return ready["port"], None if capture is None else f"ws://{self.config.host}:{capture}{ready['capture_path']}"
+        return _IngestEndpoints(
+            rtmp_port=ready["port"],
+            capture_ws_url=None if capture is None else f"ws://{self.config.host}:{capture}{ready['capture_path']}",
+            http_url=f"http://{self.config.host}:{ready['http_port']}",
+        )
 
     async def _start_http(self, spec: StackSpec, provisioned: ProvisionedStack, port: int) -> int:
         routes = [(r.method, r.path, self.functions[r.function].invoke) for r in spec.http_api.routes]
@@ -453,6 +468,8 @@ def banner(endpoints: Endpoints, ready_seconds: float, state_dir: Path, token: s
         f"  WebSocket      {endpoints.ws_url}",
         f"  OBS server     {endpoints.rtmp_url}",
         f"  Go-live WS     {endpoints.capture_ws_url or 'off (--capture-port 0)'}   (studio's browser go-live)",
+        f"  Low latency    {endpoints.ingest_http_url}/live/<playbackId>.flv and /live/<playbackId>/ll.m3u8"
+        "   (watch page's switch; node /metrics there too)",
         f"  AWS endpoint   {endpoints.s3_endpoint}   (bucket {endpoints.bucket})",
         f"  State          {state_dir}/stack.json   (logs of the moto and ingest children in {state_dir}/logs/)",
         '  Next: capturestream channel create "My channel"   (prints your stream key)',

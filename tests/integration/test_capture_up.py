@@ -4,6 +4,8 @@ sent there the way the studio page sends it becomes a live stream in the stack's
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,3 +62,29 @@ async def test_a_recording_sent_to_the_socket_goes_live_and_ends(system: System,
     await eventually(lambda: ended.key in listed(ended.session_prefix), timeout=20)
     live = keys.session_prefix(keys.LIVE_PREFIX, started["playbackId"], started["sessionId"])
     assert sum(key.endswith(".m4s") for key in listed(live)) >= 2
+
+
+def test_playback_origin_without_go_live(tmp_path: Path) -> None:
+    """``--capture-port 0`` turns go-live off, not the node's HTTP listener: ``/config.json`` still gives the watch
+    page a ``playbackUrl`` (the node's origin, serving ``/live/`` and ``/metrics``), so the low-latency switch stays."""
+    off = System(tmp_path / "state", "--capture-port", "0")
+    try:
+        assert off.stack["capture_ws_url"] is None
+        config = json.loads(_get(off.stack["web_url"] + "/config.json")[1])
+        assert config["captureWsUrl"] is None
+        origin = config["playbackUrl"]
+        assert origin is not None and origin.startswith("http://127.0.0.1:")
+        assert off.stack["ingest_http_url"] == origin
+        assert b"capturestream_ingest_active_streams" in _get(origin + "/metrics")[1]
+        # the node's playback route answers (404: no such broadcast)
+        assert _get(origin + "/live/nosuchid.flv") == (404, b"no live broadcast with this playback id\n")
+    finally:
+        off.stop()
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
