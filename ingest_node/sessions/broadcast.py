@@ -128,7 +128,7 @@ class Broadcast:
     @property
     def upload_backpressure(self) -> bool:
         """True when the publisher must wait for storage (memory budget spent and the spool can take no more)."""
-        return getattr(self._queue, "backpressure", self._queue.pending > 128)  # TODO(spool): the queue's own
+        return self._queue.backpressure
 
     @property
     def engine(self) -> str:

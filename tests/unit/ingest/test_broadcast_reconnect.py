@@ -15,7 +15,7 @@ from capturestream import keys
 from capturestream.models import Channel, SessionManifestBody
 from ingest_node.sessions.broadcast import Broadcast
 from mediakit.hls import parse_media_playlist
-from tests.unit.ingest.test_health import OrderedUploader
+from tests.unit.ingest.memory_storage import MemoryUploader
 from tests.unit.media.support import FFMPEG, Tag, publish, read_flv, run
 
 FPS = 30
@@ -50,12 +50,12 @@ def flv_cbr(tmp_path_factory: pytest.TempPathFactory) -> list[Tag]:
     return read_flv(path)
 
 
-def _manifests(uploader: OrderedUploader, name: str) -> list[SessionManifestBody]:
+def _manifests(uploader: MemoryUploader, name: str) -> list[SessionManifestBody]:
     return [SessionManifestBody.model_validate_json(body) for key, body in uploader.puts if key.endswith(name)]
 
 
 async def test_measurements_after_timestamp_restarts_are_the_publishers_own(flv_cbr: list[Tag]) -> None:
-    uploader = OrderedUploader()
+    uploader = MemoryUploader()
     channel, _ = Channel.create(name="obs", owner="o")
     broadcast = Broadcast(channel, uploader, segment_seconds=1.0, node_id="t")  # type: ignore[arg-type]
     for _ in range(3):  # publish, drop, come back with timestamps from 0 — twice
@@ -78,7 +78,7 @@ async def test_measurements_after_timestamp_restarts_are_the_publishers_own(flv_
 async def test_a_drop_closes_the_segment_in_progress_at_once(flv_cbr: list[Tag]) -> None:
     """The media before a drop is queued for storage at the drop, not when the window ends or the publisher
     returns: 4.5 s published → 4 whole segments while live, the 5th (0.5 s) at the drop."""
-    uploader = OrderedUploader()
+    uploader = MemoryUploader()
     channel, _ = Channel.create(name="drop", owner="o")
     broadcast = Broadcast(channel, uploader, segment_seconds=1.0, node_id="t")  # type: ignore[arg-type]
     playlist_key = keys.LivePlaylist(playback_id=channel.playback_id, session_id=broadcast.session_id).key

@@ -24,8 +24,8 @@ import pytest
 from capturestream.models import Channel
 from ingest_node.muxing.ffmpeg_remuxer import FfmpegRemuxer, RemuxerError
 from ingest_node.sessions.broadcast import Broadcast
-from ingest_node.storage.uploader import Upload
 from mediakit.cmaf import InitSegment, Output, Segment, Segmenter, UnsupportedMedia
+from tests.unit.ingest.memory_storage import MemoryUploader
 from tests.unit.media.support import FFMPEG, FFPROBE, Tag, amf0_metadata, ffprobe_streams, publish, read_flv, run
 
 pytestmark = pytest.mark.skipif(FFMPEG is None or FFPROBE is None, reason="ffmpeg/ffprobe not installed")
@@ -235,19 +235,8 @@ async def test_a_stuck_ffmpeg_is_killed(flv_mp3: list[Tag], tmp_path: Path) -> N
 # ---------------------------------------------------------------------------------------------- Broadcast
 
 
-class FakeUploader:
-    """Stores what the broadcast's upload queue puts, in order (the one method the queue uses)."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    async def put(self, upload: Upload) -> bool:
-        self.objects[upload.key] = upload.body
-        return True
-
-
-async def _broadcast(tags: list[Tag], **options: Any) -> tuple[Broadcast, FakeUploader]:
-    uploader = FakeUploader()
+async def _broadcast(tags: list[Tag], **options: Any) -> tuple[Broadcast, MemoryUploader]:
+    uploader = MemoryUploader()
     channel, _ = Channel.create(name="fallback", owner="o")
     broadcast = Broadcast(channel, uploader, segment_seconds=1.0, node_id="test", **options)  # type: ignore[arg-type]
     await publish(broadcast, tags)
@@ -306,7 +295,7 @@ async def test_broadcast_rejects_an_unknown_remuxer() -> None:
     """Only "inprocess" and "ffmpeg"."""
     channel, _ = Channel.create(name="x", owner="o")
     with pytest.raises(ValueError, match="remuxer must be one of"):
-        Broadcast(channel, FakeUploader(), segment_seconds=1.0, node_id="t", remuxer="gstreamer")  # type: ignore[arg-type]
+        Broadcast(channel, MemoryUploader(), segment_seconds=1.0, node_id="t", remuxer="gstreamer")  # type: ignore[arg-type]
 
 
 async def test_broadcast_ends_cleanly_when_ffmpeg_fails(
@@ -320,7 +309,7 @@ async def test_broadcast_ends_cleanly_when_ffmpeg_fails(
         original(self, **options, ffmpeg_bin=fake)
 
     monkeypatch.setattr(FfmpegRemuxer, "__init__", with_fake_ffmpeg)
-    uploader = FakeUploader()
+    uploader = MemoryUploader()
     channel, _ = Channel.create(name="failing", owner="o")
     broadcast = Broadcast(channel, uploader, segment_seconds=1.0, node_id="test")  # type: ignore[arg-type]
     with pytest.raises(RemuxerError, match="Conversion failed"):

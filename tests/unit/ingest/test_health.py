@@ -16,7 +16,7 @@ from capturestream.models import Channel, HealthManifestBody
 from ingest_node.sessions.broadcast import Broadcast
 from ingest_node.sessions.health import HealthMonitor
 from ingest_node.sessions.stream_stats import StreamStats
-from ingest_node.storage.uploader import Upload
+from tests.unit.ingest.memory_storage import MemoryUploader
 from tests.unit.media.support import FFMPEG, Tag, publish, read_flv, run
 
 KEY = b"\x17\x01\x00\x00\x00" + b"\x00" * 995
@@ -89,17 +89,6 @@ def test_a_stalled_publisher_makes_no_sample() -> None:
 # ---------------------------------------------------------------------------------------------- Broadcast
 
 
-class OrderedUploader:
-    """Keeps every stored version of every object, in upload order (the one method the queue uses)."""
-
-    def __init__(self) -> None:
-        self.puts: list[tuple[str, bytes]] = []
-
-    async def put(self, upload: Upload) -> bool:
-        self.puts.append((upload.key, upload.body))
-        return True
-
-
 @pytest.fixture(scope="module")
 def flv_gop2(tmp_path_factory: pytest.TempPathFactory) -> list[Tag]:
     """6 s of 320x240 30 fps H.264 with a keyframe every 2 s, and AAC, as FLV tags."""
@@ -117,7 +106,7 @@ def flv_gop2(tmp_path_factory: pytest.TempPathFactory) -> list[Tag]:
 
 async def test_a_broadcast_reports_health_while_live_and_once_more_before_it_ends(flv_gop2: list[Tag]) -> None:
     """health.json is rewritten with the recent samples and lands before ended.json; a reconnect starts afresh."""
-    uploader = OrderedUploader()
+    uploader = MemoryUploader()
     channel, _ = Channel.create(name="health", owner="o")
     ticks = itertools.count(step=2.6)  # every segment (1 s of media) advances the clock 2.6 s: a sample each 2nd
     monitor = HealthMonitor(clock=lambda: next(ticks))
