@@ -145,8 +145,9 @@ class IngestSettings(_Base):
     #: Open RTMP connections per node; more are refused at once.
     max_connections: int = Field(default=1000, ge=1, alias="MAX_CONNECTIONS")
     #: RTMP connections per remote address that have not published yet (publishing ones count only toward
-    #: ``MAX_CONNECTIONS``, so many publishers behind one NAT are fine).
-    max_preauth_per_address: int = Field(default=16, ge=1, alias="MAX_PREAUTH_PER_ADDRESS")
+    #: ``MAX_CONNECTIONS``, so many publishers behind one NAT are fine). 64: a studio's encoders (or the bench's 30
+    #: publishers) reconnecting at once from one address all get in; 64 x PREAUTH_BYTES bounds what one address holds.
+    max_preauth_per_address: int = Field(default=64, ge=1, alias="MAX_PREAUTH_PER_ADDRESS")
     #: Bytes an RTMP connection may send before its publish is accepted (the handshake is 3073).
     preauth_bytes: int = Field(default=64 * 1024, ge=4096, alias="PREAUTH_BYTES")
     #: Unhandled media one connection may hold in memory before reading pauses (resumes below half).

@@ -58,7 +58,7 @@ class ConnectionLimits:
     """What one node lets publishers hold (see the module rules); defaults are the production ones."""
 
     max_connections: int = 1000
-    max_preauth_per_address: int = 16
+    max_preauth_per_address: int = 64
     preauth_bytes: int = 64 * 1024
     setup_timeout: float = 10.0
     idle_timeout: float = 30.0
