@@ -31,7 +31,9 @@ CONNECTIONS_REFUSED = Counter(
 )
 RECEIVED_BYTES = Counter(_P + "received_bytes_total", "Media bytes received from publishers", registry=REGISTRY)
 INGEST_BITRATE = Gauge(
-    _P + "bitrate_bits_per_second", "Sum of the measured bitrates of every live broadcast", registry=REGISTRY
+    _P + "bitrate_bits_per_second",
+    "Sum of the measured bitrates (audio + video payload, last ~10 s of media) of every live broadcast",
+    registry=REGISTRY,
 )
 SESSION_EVENTS = Counter(
     _P + "session_events_total",
@@ -62,6 +64,19 @@ SPOOL_OLDEST_SECONDS = Gauge(
 SPOOL_DROPPED = Counter(
     _P + "spool_dropped_total", "Objects the spool gave up on (size or age limit)", ["reason"], registry=REGISTRY
 )
+PLAYBACK_VIEWERS = Gauge(
+    _P + "playback_viewers",
+    "Low-latency viewers connected now, by protocol: http_flv, ws_flv",
+    ["protocol"],
+    registry=REGISTRY,
+)
+LL_HLS_BLOCKING_REQUESTS = Gauge(
+    _P + "ll_hls_blocking_requests",
+    "LL-HLS playlist reloads held now (_HLS_msn): about one per LL-HLS viewer, each keeps one waiting",
+    registry=REGISTRY,
+)
+for _protocol in ("http_flv", "ws_flv"):  # both series exist (at 0) before the first viewer
+    PLAYBACK_VIEWERS.labels(protocol=_protocol)
 BUFFERED_BYTES = Gauge(
     _P + "buffered_bytes", "Media bytes held in memory by the node (connections + upload queues)", registry=REGISTRY
 )

@@ -8,6 +8,8 @@ Rules:
   the viewer dropped.
 - The response ends when the broadcast ends (after the queued bytes), or when the viewer goes away.
 - WS-FLV ignores what the client sends (messages up to 4 KiB; bigger ones close the socket) except the close.
+- Each viewer counts in :data:`ingest_node.metrics.PLAYBACK_VIEWERS` (``http_flv`` / ``ws_flv``) while it is
+  served.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 
 from aiohttp import web
 
+from .. import metrics
 from .flv_stream import FlvStream, FlvViewer
 
 log = logging.getLogger(__name__)
@@ -42,16 +45,18 @@ async def serve_flv(
     if ws.can_prepare(request).ok:
         ws.headers.update(headers)
         await ws.prepare(request)
-        await _serve_ws(ws, stream, write_timeout)
+        with metrics.PLAYBACK_VIEWERS.labels(protocol="ws_flv").track_inprogress():
+            await _serve_ws(ws, stream, write_timeout)
         return ws
     response = web.StreamResponse(headers={**headers, "Content-Type": CONTENT_TYPE})
     response.enable_chunked_encoding()
     await response.prepare(request)
     viewer = stream.join()
     try:
-        while (chunk := await viewer.next_chunk()) is not None:
-            await asyncio.wait_for(response.write(chunk), write_timeout)
-        await response.write_eof()
+        with metrics.PLAYBACK_VIEWERS.labels(protocol="http_flv").track_inprogress():
+            while (chunk := await viewer.next_chunk()) is not None:
+                await asyncio.wait_for(response.write(chunk), write_timeout)
+            await response.write_eof()
     except (ConnectionError, TimeoutError) as error:
         _log_gone(request, viewer, error, write_timeout)
     finally:

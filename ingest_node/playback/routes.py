@@ -10,6 +10,8 @@ Rules:
 - Keyed by playback id only; unknown or ended broadcasts are 404.
 - Every ``/live/`` response (errors too) carries ``Access-Control-Allow-Origin: *`` (public playback; the web UI
   is served from another origin); ``OPTIONS`` preflights are answered.
+- Blocking playlist reloads (``_HLS_msn``) count in :data:`ingest_node.metrics.LL_HLS_BLOCKING_REQUESTS` while
+  held: an LL-HLS player keeps one waiting, so the gauge is about the number of LL-HLS viewers.
 - ``Cache-Control``: playlists and FLV ``no-cache`` (live, changes every part); media ``max-age=300`` (its URI
   names the session, so it never changes); errors ``no-cache``.
 """
@@ -20,6 +22,7 @@ import re
 
 from aiohttp import web
 
+from .. import metrics
 from .http_flv import serve_flv
 from .hub import PlaybackHub
 from .ll_hls import DirectiveError, LlHlsStream, PlaybackError
@@ -60,7 +63,11 @@ class PlaybackRoutes:
             return _error(404, "no live broadcast with this playback id")
         try:
             msn, part = _directive(request, "_HLS_msn"), _directive(request, "_HLS_part")
-            text = await stream.wait_playlist(msn, part)
+            if msn is None:
+                text = await stream.wait_playlist(msn, part)
+            else:
+                with metrics.LL_HLS_BLOCKING_REQUESTS.track_inprogress():
+                    text = await stream.wait_playlist(msn, part)
         except PlaybackError as error:
             return _error(error.status, str(error))
         return web.Response(text=text, headers={**_LIVE, "Content-Type": _PLAYLIST_TYPE})

@@ -81,9 +81,16 @@ class SessionRegistry:
         for state in BroadcastState:
             if state is not BroadcastState.ENDED:
                 metrics.watch(metrics.ACTIVE_STREAMS, lambda state=state: self._count(state), state=state.value)
+        metrics.watch(metrics.INGEST_BITRATE, self.live_bitrate)
 
     def _count(self, state: BroadcastState) -> int:
         return sum(slot.broadcast.state is state for slot in self._slots.values())
+
+    def live_bitrate(self) -> float:
+        """Bits per second arriving now: the measured bitrates (:class:`~.stream_stats.StreamStats`, last ~10 s
+        of media) of the live broadcasts summed; a broadcast waiting for its publisher counts 0."""
+        live = (slot.broadcast for slot in self._slots.values() if slot.broadcast.state is BroadcastState.LIVE)
+        return sum((broadcast.stats.bitrate_kbps or 0.0) * 1000 for broadcast in live)
 
     @property
     def broadcasts(self) -> list[Broadcast]:

@@ -13,7 +13,7 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,8 @@ from tests.support.waiting import eventually
 FFMPEG, FFPROBE = shutil.which("ffmpeg"), shutil.which("ffprobe")
 pytestmark = pytest.mark.skipif(FFMPEG is None or FFPROBE is None, reason="needs ffmpeg and ffprobe")
 FPS = 30
+#: Parsed ``/metrics``: family name → its one label's value ("" without labels) → sample value.
+Metrics = dict[str, dict[str, float]]
 
 
 @dataclass
@@ -199,18 +201,87 @@ async def test_ll_hls_blocking_reload_and_ffmpeg_reads_it(node: Node) -> None:
 
 
 async def test_metrics_and_healthz(node: Node) -> None:
+    """``/metrics`` parsed with the Prometheus text parser while a real publisher streams and one viewer of each
+    kind watches: active streams, the measured ingest bitrate, FLV viewers by protocol, held LL-HLS reloads; all
+    back to 0 once the broadcast ended and the viewers left."""
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{node.http}/healthz") as response:
             assert response.status == 200
-        publisher = await _publish(node.rtmp_url, 4)
+        publisher = await _publish(node.rtmp_url, 6)
+        viewers: list[asyncio.Task[None]] = []
         try:
-            await eventually(lambda: node.hub.flv(node.playback_id), timeout=10)
-            async with http.get(f"{node.http}/metrics") as response:
-                assert response.status == 200 and response.headers["Content-Type"].startswith("text/plain")
-                text = await response.text()
+            await eventually(lambda: node.hub.ll_hls(node.playback_id), timeout=10)
+            await asyncio.sleep(1.0)  # a second of media: the bitrate window has something to measure
+            base = f"{node.http}/live/{node.playback_id}"
+            viewers = [
+                asyncio.create_task(_read_flv(http, f"{base}.flv")),
+                asyncio.create_task(_read_ws_flv(http, f"{base.replace('http', 'ws', 1)}.flv")),
+                asyncio.create_task(_hold_ll_hls_reload(http, base)),
+            ]
+            during = await _scrape_until(
+                http,
+                node.http,
+                lambda seen: (
+                    seen["capturestream_ingest_playback_viewers"] == {"http_flv": 1, "ws_flv": 1}
+                    and seen["capturestream_ingest_ll_hls_blocking_requests"][""] == 1
+                ),
+            )
         finally:
             await _stop(publisher)
-    families = {family.name: family for family in text_string_to_metric_families(text)}
-    active = {s.labels["state"]: s.value for s in families["capturestream_ingest_active_streams"].samples}
-    assert active["live"] == 1
-    assert "capturestream_ingest_upload_latency_seconds" in families
+        assert during["capturestream_ingest_active_streams"]["live"] == 1
+        bitrate = during["capturestream_ingest_bitrate_bits_per_second"][""]
+        assert 100_000 < bitrate < 10_000_000, bitrate  # 320x240 x264 ultrafast + AAC
+        print(f"/metrics ingest bitrate while live: {bitrate / 1000:.0f} kbit/s")
+        assert "capturestream_ingest_upload_latency_seconds" in during
+        await asyncio.wait_for(asyncio.gather(*viewers, return_exceptions=True), 10)  # they end with the broadcast
+        after = await _scrape_until(
+            http, node.http, lambda seen: seen["capturestream_ingest_playback_viewers"] == {"http_flv": 0, "ws_flv": 0}
+        )
+    assert after["capturestream_ingest_bitrate_bits_per_second"][""] == 0
+    assert after["capturestream_ingest_ll_hls_blocking_requests"][""] == 0
+    assert after["capturestream_ingest_active_streams"]["live"] == 0
+
+
+async def _scrape(http: aiohttp.ClientSession, origin: str) -> Metrics:
+    """``GET /metrics``, parsed with the Prometheus text parser."""
+    async with http.get(f"{origin}/metrics") as response:
+        assert response.status == 200 and response.headers["Content-Type"].startswith("text/plain")
+        text = await response.text()
+    return {
+        family.name: {next(iter(s.labels.values()), ""): s.value for s in family.samples}
+        for family in text_string_to_metric_families(text)
+    }
+
+
+async def _scrape_until(
+    http: aiohttp.ClientSession, origin: str, done: Callable[[Metrics], bool], timeout: float = 5.0
+) -> Metrics:
+    """Scrape until ``done(metrics)``; the metrics then."""
+    deadline = time.monotonic() + timeout
+    while not done(seen := await _scrape(http, origin)):
+        assert time.monotonic() < deadline, f"not reached within {timeout} s: {seen}"
+        await asyncio.sleep(0.02)
+    return seen
+
+
+async def _read_flv(http: aiohttp.ClientSession, url: str) -> None:
+    async with http.get(url) as response:
+        assert response.status == 200
+        async for _ in response.content.iter_any():
+            pass
+
+
+async def _read_ws_flv(http: aiohttp.ClientSession, url: str) -> None:
+    async with http.ws_connect(url) as ws:
+        async for _ in ws:
+            pass
+
+
+async def _hold_ll_hls_reload(http: aiohttp.ClientSession, base: str) -> None:
+    """One blocking reload for the segment after the one in progress (held until it exists, or 503)."""
+    async with http.get(f"{base}/ll.m3u8") as response:
+        hint = parse_media_playlist(await response.text()).preload_hint
+    assert hint is not None
+    msn = int(hint.rsplit("_", 1)[1].split(".")[0])
+    async with http.get(f"{base}/ll.m3u8", params={"_HLS_msn": msn + 1}) as response:
+        assert response.status in (200, 503)
