@@ -3,7 +3,8 @@
 - ``GET /capture``: browser go-live (WebSocket), :class:`~ingest_node.publishers.capture_server.CaptureServer`.
 - ``GET /live/...``: low-latency playback (HTTP-FLV, WS-FLV, LL-HLS), :mod:`ingest_node.playback.routes`.
 - ``GET /metrics``: Prometheus text exposition of :mod:`ingest_node.metrics`.
-- ``GET /healthz``: 200 while the process serves.
+- ``GET /healthz``: 200 while the process serves; 503 once it shuts down (:attr:`NodeHttp.draining`), so a load
+  balancer stops sending new viewers and publishers while the node finishes its broadcasts.
 
 Rules:
 - Each component registers its own routes on the shared app; this module only listens and cleans up.
@@ -30,9 +31,11 @@ class NodeHttp:
         self.hub = hub
         self.capture = capture
         self.shutdown_timeout = shutdown_timeout
+        #: True once the node shuts down: ``/healthz`` answers 503 (everything else is still served).
+        self.draining = False
         self.app = web.Application()
         self.app.router.add_get("/metrics", _metrics)
-        self.app.router.add_get("/healthz", _healthz)
+        self.app.router.add_get("/healthz", self._healthz)
         if capture is not None:
             capture.register(self.app)
         if hub is not None:
@@ -56,10 +59,11 @@ class NodeHttp:
             await self._runner.cleanup()
             self._runner = None
 
+    async def _healthz(self, request: web.Request) -> web.Response:
+        if self.draining:
+            return web.Response(status=503, text="shutting down\n")
+        return web.Response(text="ok\n")
+
 
 async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
-
-
-async def _healthz(request: web.Request) -> web.Response:
-    return web.Response(text="ok\n")

@@ -11,6 +11,9 @@ Rules (BRIEF §3 "Ingest node", OBS.md "Reconnect"):
   (:attr:`~capturestream.models.Channel.wait_on_unpublish`). A window of 0 ends every broadcast at once.
 - :meth:`SessionRegistry.end_now` (key rotated, owner's "end stream") closes the publisher and ends the broadcast
   without a window.
+- Node shutdown: after :meth:`SessionRegistry.begin_shutdown` a publisher that leaves (its connection closed by
+  the shutdown) is only released, not dropped: no ``reconnecting.json``, no window; :meth:`SessionRegistry.close`
+  then ends every broadcast.
 - Every publish, resume, takeover, drop, clean stop and kick is logged once, with the stream ids, and counted in
   :data:`ingest_node.metrics.SESSION_EVENTS`.
 """
@@ -78,6 +81,7 @@ class SessionRegistry:
         self.segment_seconds = segment_seconds
         self.node_id = node_id
         self._slots: dict[str, _Slot] = {}
+        self._shutting_down = False
         for state in BroadcastState:
             if state is not BroadcastState.ENDED:
                 metrics.watch(metrics.ACTIVE_STREAMS, lambda state=state: self._count(state), state=state.value)
@@ -135,6 +139,8 @@ class SessionRegistry:
         if slot is None or slot.publisher is not publisher:
             return  # taken over (or already released): the broadcast belongs to the new publisher now
         slot.publisher = None
+        if self._shutting_down:
+            return  # the node closed this publisher: close() ends the broadcast, no drop and no window
         slot.broadcast.suspend()
         wait = not clean or slot.broadcast.channel.wait_on_unpublish
         window = self.reconnect_window if wait else 0.0
@@ -170,8 +176,14 @@ class SessionRegistry:
             await slot.broadcast.end(reason)
             metrics.SESSION_EVENTS.labels(event="ended").inc()
 
+    def begin_shutdown(self) -> None:
+        """The node is about to close every publisher connection: from now on, they are not drops."""
+        self._shutting_down = True
+
     async def close(self) -> None:
-        """End every broadcast now (node shutdown): final playlists and ended.json are stored."""
+        """End every broadcast now (node shutdown): the segment in progress, the final playlist and ``ended.json``
+        are queued, and each broadcast's uploads get the uploader's ``close_timeout``."""
+        self._shutting_down = True
         slots, self._slots = list(self._slots.values()), {}
         for slot in slots:
             await cancel_quietly(slot.expiry)
