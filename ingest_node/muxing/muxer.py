@@ -87,6 +87,9 @@ class Muxer:
             SegmentTooLarge: see the module docstring.
             RemuxerError: the ffmpeg fallback failed.
         """
+        outputs = self.feed_now(kind, timestamp, payload)
+        if outputs is not None:
+            return outputs
         if self._ffmpeg is None and self.mode == "ffmpeg":
             self._ffmpeg = await self._start_ffmpeg()
         if self._ffmpeg is not None:
@@ -105,6 +108,20 @@ class Muxer:
             else:
                 self._replay.append((kind, timestamp, payload))
                 self._replay_bytes += len(payload)
+        return self._checked(outputs)
+
+    def feed_now(self, kind: TagKind, timestamp: int, payload: bytes) -> list[Output] | None:
+        """:meth:`feed` without awaiting, for the hot path: ``None`` (nothing done) unless the format is set and
+        the in-process segmenter cuts it (the ffmpeg fallback and the first tags before an init need ``feed``).
+
+        Raises:
+            UnsupportedMedia, SegmentTooLarge: as :meth:`feed`.
+        """
+        segmenter = self._segmenter
+        if segmenter is None or self._replay is not None:
+            return None
+        self._segment_bytes += len(payload)
+        outputs = (segmenter.feed_audio if kind is TagKind.AUDIO else segmenter.feed_video)(timestamp, payload)
         return self._checked(outputs)
 
     async def cut(self) -> list[Output]:

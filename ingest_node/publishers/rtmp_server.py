@@ -42,6 +42,7 @@ from typing import Any
 from capturestream.errors import Unauthorized
 
 from .. import metrics, rtmp
+from ..muxing.muxer import TagKind
 from ..sessions.broadcast import Broadcast
 from ..sessions.registry import Publisher, SessionRegistry
 from .stream_keys import KeyCheckUnavailable, PublishHeld, StreamKeyChecker
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 _ids = itertools.count(1)
 #: Bytes an unhandled event is counted as besides its payload (the event object and the queue's slot).
 _EVENT_OVERHEAD = 128
+#: Queued after a hot-path message whose outputs wait for S3 (``Broadcast.store_outputs``).
+_STORE_OUTPUTS = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,8 @@ class RtmpConnection(asyncio.Protocol):
         #: counted against its address's pre-auth cap (until its publish is accepted or it closes)
         self.preauth = False
         self.queued_bytes = 0
+        #: the task is inside ``_handle`` (the hot path must then queue behind it)
+        self.handling = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -153,7 +158,8 @@ class RtmpConnection(asyncio.Protocol):
             return
         try:
             for event in self.core.receive_data(data):
-                self._enqueue(event)
+                if not self._handle_now(event):
+                    self._enqueue(event)
         except rtmp.ProtocolError as error:
             self.failed = True
             metrics.PROTOCOL_ERRORS.labels(protocol="rtmp").inc()
@@ -164,6 +170,32 @@ class RtmpConnection(asyncio.Protocol):
         self._flush()
         if self.queued_bytes > self.server.limits.max_queued_bytes or self._storage_backpressure():
             self._pause()
+
+    def _handle_now(self, event: Any) -> bool:
+        """The hot path: an audio/video message muxed right here, without a trip through the event queue and the
+        connection's task, when nothing is queued before it and the task is idle (so order holds)."""
+        cls = type(event)
+        if cls is rtmp.VideoReceived:
+            kind = TagKind.VIDEO
+        elif cls is rtmp.AudioReceived:
+            kind = TagKind.AUDIO
+        else:
+            return False
+        broadcast = self.broadcast
+        if broadcast is None or self.handling or not self.events.empty() or not self.publisher.active:
+            return False
+        try:
+            if not broadcast.feed_now(kind, event.timestamp, event.payload):
+                return False
+        except Exception:
+            log.exception("muxing failed", extra={"connection": self.name})
+            self.failed = True
+            self.close("muxing failed")
+            return True
+        self.last_media = time.monotonic()
+        if broadcast.outputs_unstored:
+            self._enqueue(_STORE_OUTPUTS)
+        return True
 
     def _enqueue(self, event: Any) -> None:
         self.queued_bytes += _EVENT_OVERHEAD + len(getattr(event, "payload", b""))
@@ -186,12 +218,12 @@ class RtmpConnection(asyncio.Protocol):
         try:
             async with asyncio.timeout(self.server.limits.setup_timeout) as deadline:
                 while self.broadcast is None:
-                    if not await self._handle(await self._next_event()):
+                    if not await self._handle_next():
                         return
                 deadline.reschedule(None)
             watchdog = asyncio.create_task(self._idle_watchdog())
             try:
-                while await self._handle(await self._next_event()):
+                while await self._handle_next():
                     pass
             finally:
                 watchdog.cancel()
@@ -204,10 +236,22 @@ class RtmpConnection(asyncio.Protocol):
             self.close("connection finished")
             self._release("publisher_left")
 
+    async def _handle_next(self) -> bool:
+        """Wait for the next queued event and act on it; False when the connection is done."""
+        event = await self._next_event()
+        self.handling = True
+        try:
+            return await self._handle(event)
+        finally:
+            self.handling = False
+
     async def _handle(self, event: Any) -> bool:
         """Act on one core event; False when the connection is done."""
         broadcast = self.broadcast if self.publisher.active else None
-        if isinstance(event, rtmp.VideoReceived) and broadcast is not None:
+        if event is _STORE_OUTPUTS:
+            if self.broadcast is not None:
+                await self.broadcast.store_outputs()  # even after a takeover: the outputs are already muxed
+        elif isinstance(event, rtmp.VideoReceived) and broadcast is not None:
             self.last_media = time.monotonic()
             await broadcast.on_video(event.timestamp, event.payload)
         elif isinstance(event, rtmp.AudioReceived) and broadcast is not None:

@@ -16,7 +16,9 @@ Rules:
   rewritten every few seconds, checked only when a segment is cut, and once more before ``ended.json``.
 - Media goes through one :class:`~ingest_node.muxing.muxer.Muxer` (the in-process segmenter, or the ffmpeg
   fallback behind the same interface). Muxer and upload-queue steps are serialized by one lock, so a takeover's
-  new publisher never interleaves with the old one's last message.
+  new publisher never interleaves with the old one's last message. The hot path, :meth:`Broadcast.feed_now`,
+  muxes a message without awaiting when the lock is free; what it produces for S3 is queued, in order, by the
+  next step that takes the lock (:meth:`Broadcast.store_outputs` or any other).
 - A drop closes the segment in progress at once (:meth:`Broadcast.dropped`), so viewers get the last second now,
   not after the reconnect window; the next publisher's media starts a new session with a discontinuity.
 - The live playlist keeps :data:`PLAYLIST_WINDOW` segments by default.
@@ -107,6 +109,7 @@ class Broadcast:
         self._health = health or HealthMonitor()
         self._observer = observer
         self._lock = asyncio.Lock()  # one muxer/queue step at a time (old and new publisher around a takeover)
+        self._unstored: list[Output] = []  # feed_now's outputs waiting for the lock (store_outputs)
         self._suspended_at: float | None = None
         self._playlist = MediaPlaylist(target_duration=segment_seconds, window=playlist_window)
         self._queue = StreamUploadQueue(uploader, self.session_id)
@@ -145,6 +148,7 @@ class Broadcast:
         if self._observer is not None:
             self._observer.on_metadata(self, self.metadata)
         async with self._lock:
+            await self._store_unstored()
             await self._handle(await self._muxer.feed_metadata(metadata))
 
     async def on_audio(self, timestamp: int, payload: bytes) -> None:
@@ -167,6 +171,7 @@ class Broadcast:
         self._set_state(BroadcastState.LIVE)
         self._suspended_at = None
         async with self._lock:
+            await self._store_unstored()
             if was_reconnecting and self._announced:
                 self._revision += 1
                 await self._put_manifest(keys.ManifestKind.STARTED)  # with the last measurements of the old publisher
@@ -174,10 +179,54 @@ class Broadcast:
             self._health.restart()
             await self._handle(await self._muxer.discontinuity(anchor=datetime.now(UTC)))
 
+    def feed_now(self, kind: TagKind, timestamp: int, payload: bytes) -> bool:
+        """Take one audio/video message body without awaiting (the receive hot path); False: not taken, use
+        :meth:`on_audio`/:meth:`on_video`.
+
+        Taken when no other step holds the lock and the muxer cuts in process with its format set. Outputs that
+        must be queued for S3 (an init, a segment and its playlist) wait in order for :meth:`store_outputs`,
+        which every later step also runs first; True then means the caller must await it soon.
+
+        Raises:
+            UnsupportedMedia, SegmentTooLarge: as :meth:`Muxer.feed`.
+        """
+        if self._lock.locked():
+            return False
+        outputs = self._muxer.feed_now(kind, timestamp, payload)
+        if outputs is None:
+            return False
+        (self.stats.on_audio if kind is TagKind.AUDIO else self.stats.on_video)(timestamp, payload)
+        if self._observer is not None:
+            self._observer.on_tag(self, kind, timestamp, payload)
+        if not outputs:
+            return True
+        if self._unstored or any(isinstance(output, InitSegment | Segment) for output in outputs):
+            self._unstored += outputs
+        elif self._observer is not None:
+            self._observer.on_outputs(self, outputs)  # LL-HLS parts only: nothing to store
+        return True
+
+    @property
+    def outputs_unstored(self) -> bool:
+        """Outputs of :meth:`feed_now` wait for :meth:`store_outputs`."""
+        return bool(self._unstored)
+
+    async def store_outputs(self) -> None:
+        """Queue what :meth:`feed_now` produced for S3, in order (waits while storage pushes back)."""
+        async with self._lock:
+            await self._store_unstored()
+
+    async def _store_unstored(self) -> None:
+        """Under the lock: first of every step, so outputs stay in publishing order."""
+        while self._unstored:
+            outputs, self._unstored = self._unstored, []
+            await self._handle(outputs)
+
     async def _feed(self, kind: TagKind, timestamp: int, payload: bytes) -> None:
         if self._observer is not None:
             self._observer.on_tag(self, kind, timestamp, payload)
         async with self._lock:
+            await self._store_unstored()
             await self._handle(await self._muxer.feed(kind, timestamp, payload))
 
     def suspend(self) -> None:
@@ -191,6 +240,7 @@ class Broadcast:
         """The publisher dropped: close the segment in progress now and store ``reconnecting.json`` (viewers see
         "reconnecting" instead of a frozen live stream)."""
         async with self._lock:
+            await self._store_unstored()
             if self.state is not BroadcastState.RECONNECTING:
                 return
             await self._handle(await self._muxer.cut())
@@ -204,6 +254,7 @@ class Broadcast:
         self._set_state(BroadcastState.ENDED)
         self.ended_reason = reason
         async with self._lock:
+            await self._store_unstored()
             try:
                 outputs = await self._muxer.finish()
             except RemuxerError as error:  # publish what ffmpeg finished; the broadcast still ends cleanly
