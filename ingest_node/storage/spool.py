@@ -1,6 +1,6 @@
 """The ingest node's on-disk spool: finished objects S3 could not take yet, kept in order until it can.
 
-:class:`~ingest_node.storage.uploader.StreamUploadQueue` writes an object here when S3 is failing for its stream,
+:class:`~ingest_node.storage.stream_queue.StreamUploadQueue` writes an object here when S3 is failing for its stream,
 or when the stream's (or the node's) in-memory upload budget is spent, and stores spooled objects in order when
 S3 answers again. What a node leaves here is uploaded by the next node started on the same directory.
 
