@@ -22,7 +22,12 @@ Rules:
     * Each invoke runs in its own daemon thread. On timeout the caller gets ``Sandbox.Timedout`` at once,
       but **a Python thread cannot be killed**: the handler keeps running in the background until it
       returns, and its result is discarded. AWS would freeze and recycle the execution environment.
-      Daemon threads never block interpreter exit.
+      Daemon threads never block interpreter exit (thread pools a handler opens do: ``concurrent.futures``
+      joins its workers at exit).
+    * An invocation that timed out, or that its caller abandoned (an event source cancelled at shutdown, a
+      client gone), has no time left: its context's ``get_remaining_time_in_millis()`` answers 0 from then
+      on. A handler that budgets its work by the remaining time, as long-running Lambda code should, so
+      winds down (kills its ffmpeg, starts nothing new) instead of running on unseen, and ``up`` can exit.
     * All functions share one process: module globals, ``os.environ`` and ``/tmp`` are shared between
       "execution environments", unlike AWS. Handlers must not rely on per-environment isolation.
 """
@@ -131,6 +136,10 @@ class LambdaContext:
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the invocation times out (never negative)."""
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+    def _expire(self) -> None:
+        """The runtime ended the invocation (timeout, or its caller gone): no time is left from now on."""
+        self._deadline = min(self._deadline, time.monotonic())
 
     def log(self, msg: str) -> None:
         """Write to the function's log, like ``context.log`` (here: this module's logger)."""
@@ -284,7 +293,14 @@ class LocalFunction:
         future, thread = _in_daemon_thread(lambda: self._call(payload, context), f"lambda-{self.name}-{request_id[:8]}")
         try:
             return await asyncio.wait_for(future, self.timeout)
+        except asyncio.CancelledError:
+            context._expire()
+            if thread.is_alive():
+                self._orphans.append(thread)
+                logger.info("function %s: request %s abandoned by its caller; no time left", self.name, request_id)
+            raise
         except TimeoutError:
+            context._expire()
             self.stats.timeouts += 1
             self._orphans.append(thread)
             logger.warning(

@@ -171,6 +171,34 @@ async def test_timeout_raises_sandbox_timedout_promptly_and_thread_finishes_late
     assert await function.invoke({"sleep": 0}) == "done"  # the function is still usable
 
 
+async def test_a_timed_out_invocation_has_no_time_left() -> None:
+    """After Sandbox.Timedout the handler's context answers 0 ms: a deadline-aware handler stops at once."""
+    from tests.unit.devstack.fixtures_handlers import behaviours
+
+    function = fixture_function("behaviours.until_no_time_left", timeout=0.2)
+    with pytest.raises(FunctionError, match="Sandbox.Timedout"):
+        await function.invoke({})
+    assert await asyncio.to_thread(behaviours.out_of_time.wait, 0.5)
+
+
+async def test_an_abandoned_invocation_has_no_time_left() -> None:
+    """A caller cancelled mid-invocation (an event source stopping with ``up``) leaves the handler 0 ms, long
+    before its 30 s timeout, so it winds down instead of holding the process's exit."""
+    from tests.unit.devstack.fixtures_handlers import behaviours
+
+    function = fixture_function("behaviours.until_no_time_left", timeout=30)
+    call = asyncio.create_task(function.invoke({}))
+    await asyncio.sleep(0.1)
+    assert not behaviours.out_of_time.is_set()
+    started = time.monotonic()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert await asyncio.to_thread(behaviours.out_of_time.wait, 1)
+    assert time.monotonic() - started < 0.5
+    assert function.stats.timeouts == 0
+
+
 async def test_non_serializable_response_is_a_marshal_error() -> None:
     with pytest.raises(FunctionError) as caught:
         await fixture_function("behaviours.returns_set").invoke({})

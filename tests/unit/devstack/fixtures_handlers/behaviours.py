@@ -22,6 +22,20 @@ def slow(event: dict[str, Any], context: Any) -> str:
     return "done"
 
 
+#: Set by ``until_no_time_left`` when its context reports no time left (or after 5 s, never in a passing test).
+out_of_time = threading.Event()
+
+
+def until_no_time_left(event: dict[str, Any], context: Any) -> str:
+    """Work in 10 ms steps while the context says there is time left, as a deadline-aware handler does."""
+    out_of_time.clear()
+    give_up = time.monotonic() + 5
+    while context.get_remaining_time_in_millis() > 0 and time.monotonic() < give_up:
+        time.sleep(0.01)
+    out_of_time.set()
+    return "stopped"
+
+
 def returns_set(event: dict[str, Any], context: Any) -> set[int]:
     """Return a value ``json`` cannot encode."""
     return {1, 2}
