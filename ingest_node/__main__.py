@@ -51,7 +51,7 @@ from .publishers.key_watch import KeyWatch
 from .publishers.rtmp_server import ConnectionLimits, RtmpServer
 from .publishers.stream_keys import StreamKeyChecker
 from .sessions.registry import SessionRegistry
-from .storage.spool import Spool
+from .storage.spool import Spool, SpoolInUse
 from .storage.upload_watch import WatchedUploader
 
 log = logging.getLogger("ingest_node")
@@ -179,8 +179,12 @@ def main() -> int:
     """Entry point."""
     settings = get_settings(IngestSettings)
     configure_logging(settings.log_level, settings.log_format)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(settings))
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(settings))
+    except SpoolInUse as error:
+        log.error("cannot start: %s", error)
+        return 1
     return 0
 
 

@@ -22,13 +22,18 @@ Layout and rules:
   ago; S3 has been unreachable or refusing for that long) is dropped whole, counted in
   ``spool_dropped_total{reason="age"}``. Whole streams only, so what remains never names a dropped segment.
 - Disk I/O runs in a worker thread (``asyncio.to_thread``); the index lives in memory and is rebuilt by
-  :meth:`Spool.open` from the files. One process uses a directory at a time.
+  :meth:`Spool.open` from the files.
+- One process uses a directory at a time: :meth:`Spool.open` takes an exclusive ``flock`` on ``<dir>/node.lock``
+  (which holds the owner's pid) until :meth:`Spool.close`, and raises :class:`SpoolInUse` when another process has
+  it. Two nodes on one directory would upload, supersede and delete each other's objects; ``flock`` is released
+  by the kernel when its process dies, so a crashed node never leaves a stale lock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import heapq
 import json
 import logging
@@ -47,6 +52,12 @@ log = logging.getLogger(__name__)
 _STREAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _OBJECT_FILE = re.compile(r"(\d{12})\.obj")
 _MAX_HEADER = 64 * 1024
+#: The directory's lock file (not a stream: stream names are directories).
+LOCK_FILE = "node.lock"
+
+
+class SpoolInUse(RuntimeError):
+    """Another process holds the spool directory (another node started with the same ``SPOOL_DIR``)."""
 
 
 @dataclass(eq=False)
@@ -88,6 +99,7 @@ class Spool:
         self._streams: dict[str, _Stream] = {}
         self._count = 0
         self._write_failing = False
+        self._lock_fd: int | None = None
 
     # -- index -------------------------------------------------------------------------------------------------
 
@@ -130,8 +142,13 @@ class Spool:
     # -- files -------------------------------------------------------------------------------------------------
 
     def open(self) -> list[str]:
-        """Create the directory and index what a previous node left; returns the streams found, oldest first."""
+        """Create and lock the directory, index what a previous node left; returns the streams found, oldest first.
+
+        Raises:
+            SpoolInUse: another process holds the directory.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock()
         metrics.watch(metrics.SPOOL_OLDEST_SECONDS, self.oldest_age)
         for stream_dir in sorted(self.directory.iterdir()):
             if stream_dir.is_dir() and _STREAM_NAME.fullmatch(stream_dir.name):
@@ -145,6 +162,29 @@ class Spool:
                 extra={"streams": len(found), "objects": self._count, "bytes": self.bytes},
             )
         return found
+
+    def close(self) -> None:
+        """Release the directory (idempotent); what is spooled stays for the next :meth:`open`."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the only descriptor releases the flock
+            self._lock_fd = None
+
+    def _lock(self) -> None:
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise SpoolInUse(
+                f"spool directory {self.directory} is in use by another process (pid {owner}): "
+                "give each ingest node its own SPOOL_DIR"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
 
     def _scan(self, stream_dir: Path) -> None:
         for path in sorted(stream_dir.iterdir()):

@@ -113,10 +113,23 @@ class Uploader:
         self._housekeeping: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Uploader:
-        self._client = await self._exit.enter_async_context(S3Putter(self.bucket, region_name=self._region))
+        """Lock and scan the spool, open the client, then upload what a predecessor left.
+
+        Raises:
+            SpoolInUse: another process holds the spool directory.
+        """
+        try:
+            leftovers: list[str] = []
+            if self.spool is not None:
+                leftovers = await asyncio.to_thread(self.spool.open)  # a predecessor's, oldest stream first
+                self._exit.callback(self.spool.close)
+            self._client = await self._exit.enter_async_context(S3Putter(self.bucket, region_name=self._region))
+        except BaseException:
+            await self._exit.aclose()
+            raise
+        for name in leftovers:
+            StreamUploadQueue(self, name).closing()
         if self.spool is not None:
-            for name in await asyncio.to_thread(self.spool.open):  # a predecessor's leftovers, oldest stream first
-                StreamUploadQueue(self, name).closing()
             self._housekeeping = asyncio.create_task(self._expire_spool(), name="spool-expiry")
         return self
 

@@ -18,6 +18,7 @@ asserts that loss, so it proves the spool is what keeps the segments.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -91,3 +92,25 @@ async def test_s3_down_30s_and_a_node_restart_lose_nothing(
     else:
         with pytest.raises(AssertionError, match="lost|no final playlist"):
             check_nothing_lost(proxy)  # node A's memory at the restart is gone
+
+
+@pytest.mark.timeout(60)
+async def test_a_second_node_on_the_same_spool_refuses_to_start(
+    proxy: S3Proxy, moto_endpoint: str, tmp_path: Path
+) -> None:
+    """Two nodes sharing a spool would store, supersede and delete each other's objects: the second one exits 1 at
+    start with an error naming the directory, and the first one keeps running."""
+    env = node_env(moto_endpoint, proxy.url, tmp_path / "spool")
+    first, second = Node(env, tmp_path / "node-a.log"), Node(env, tmp_path / "node-b.log")
+    try:
+        await first.start()
+        with pytest.raises(json.JSONDecodeError):  # no ready line
+            await second.start()
+        assert second.process is not None and await asyncio.wait_for(second.process.wait(), 20) == 1
+        assert f"cannot start: spool directory {tmp_path / 'spool'} is in use" in second.log.read_text()
+        assert first.process is not None and first.process.returncode is None
+        assert await first.stop() == 0
+    finally:
+        for node in (first, second):
+            if node.process is not None:
+                await kill(node.process)

@@ -1,16 +1,20 @@
-"""The disk spool alone: order per stream, playlist supersede, size and age limits, restart scan, bad files."""
+"""The disk spool alone: order per stream, playlist supersede, size and age limits, restart scan, bad files, the
+directory lock."""
 
 from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ingest_node import metrics
-from ingest_node.storage.spool import Spool
+from ingest_node.storage.spool import LOCK_FILE, Spool, SpoolInUse
 from ingest_node.storage.uploader import MEDIA, PLAYLIST, Upload
 
 MIB = 1024 * 1024
@@ -20,9 +24,26 @@ def _upload(key: str, body: bytes = b"x" * 100, kind: tuple[str, str] = MEDIA, *
     return Upload(key, body, *kind, metadata=meta or None)
 
 
+_opened: list[Spool] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_spools() -> Iterator[None]:
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
 def _spool(path: Path, max_bytes: int = 64 * MIB, max_age: float = 3600) -> Spool:
     spool = Spool(path, max_bytes=max_bytes, max_age=max_age)
+    _opened.append(spool)
     spool.open()
+    return spool
+
+
+def _spool_unopened(path: Path) -> Spool:
+    spool = Spool(path, max_bytes=64 * MIB, max_age=3600)
+    _opened.append(spool)
     return spool
 
 
@@ -56,7 +77,7 @@ async def test_a_newer_playlist_replaces_the_older_spooled_one_but_never_a_segme
     await spool.write("s", 3, _upload("index.m3u8", b"v2", PLAYLIST), supersedes=True)  # spilled late from memory
     await spool.write("s", 2, _upload("seg1"))
     assert await _drain(spool, "s") == [("seg0", b"x" * 100), ("seg1", b"x" * 100), ("index.m3u8", b"v3")]
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["s"]  # replaced versions left no file behind
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [LOCK_FILE, "s"]  # replaced versions left no file
 
 
 async def test_a_held_playlist_is_not_replaced_under_the_uploader(tmp_path: Path) -> None:
@@ -99,7 +120,8 @@ async def test_a_restart_finds_what_the_predecessor_left_in_order(tmp_path: Path
     await first.write("b", 7, _upload("b7"))
     await first.write("a", 5, _upload("index.m3u8", b"v1", PLAYLIST), supersedes=True)
     await first.write("a", 6, _upload("index.m3u8", b"v2", PLAYLIST), supersedes=True)
-    second = Spool(tmp_path, max_bytes=64 * MIB, max_age=3600)
+    first.close()
+    second = _spool_unopened(tmp_path)
     assert second.open() == ["a", "b"]  # the stream holding the oldest object first
     assert second.next_seq("b") == 8 and len(second) == 7 and second.bytes == first.bytes
     assert await _drain(second, "a") == [*((f"a{n}", bytes([n]) * 50) for n in range(5)), ("index.m3u8", b"v2")]
@@ -121,8 +143,8 @@ async def test_partial_and_corrupt_files_are_ignored_with_a_log(
     data[-1] ^= 0xFF  # right size, wrong content: caught by the CRC when read
     flipped.write_bytes(bytes(data))
     caplog.set_level(logging.WARNING, logger="ingest_node.storage.spool")
-    second = Spool(tmp_path, max_bytes=64 * MIB, max_age=3600)
-    second.open()
+    first.close()
+    second = _spool(tmp_path)
     assert second.count("s") == 2 and not (stream / ".000000000009.tmp").exists()
     assert await _drain(second, "s") == [("k0", b"y" * 100)]  # k3 failed its CRC on read
     messages = [record.getMessage() for record in caplog.records]
@@ -152,3 +174,35 @@ def test_stream_names_cannot_escape_the_directory(tmp_path: Path) -> None:
         import asyncio
 
         asyncio.run(spool.write("../etc", 0, _upload("k")))
+
+
+def test_a_second_spool_on_the_same_directory_is_refused_until_the_first_closes(tmp_path: Path) -> None:
+    """Two nodes on one SPOOL_DIR would upload and delete each other's objects: the second one fails to open."""
+    first = _spool(tmp_path)
+    second = _spool_unopened(tmp_path)
+    with pytest.raises(SpoolInUse, match=rf"{tmp_path} is in use by another process \(pid \d+\).*own SPOOL_DIR"):
+        second.open()
+    first.close()
+    assert second.open() == []  # the lock file is not a stream
+    assert (tmp_path / LOCK_FILE).read_text().strip().isdigit()
+
+
+def test_the_lock_holds_across_processes_and_dies_with_its_holder(tmp_path: Path) -> None:
+    """Another process (another node) holding the directory is refused with its pid; once it is gone (even
+    SIGKILLed: no clean close) the directory opens, with nothing stale left to clear."""
+    script = (
+        "import sys\n"
+        "from ingest_node.storage.spool import Spool\n"
+        f"Spool({str(tmp_path)!r}, max_bytes=1 << 20, max_age=60).open()\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        with pytest.raises(SpoolInUse, match=rf"pid {holder.pid}\b"):
+            _spool(tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _spool_unopened(tmp_path).open() == []
