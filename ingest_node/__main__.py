@@ -101,6 +101,7 @@ async def serve(settings: IngestSettings) -> None:
             setup_timeout=settings.setup_timeout,
             idle_timeout=settings.idle_timeout,
             max_queued_bytes=settings.connection_buffer_bytes,
+            read_coalesce=settings.read_coalesce_ms / 1000,
         )
         server = RtmpServer(registry, keys, limits=limits)
         watch = KeyWatch(registry, keys, interval=settings.key_watch_interval)

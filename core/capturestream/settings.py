@@ -152,6 +152,8 @@ class IngestSettings(_Base):
     preauth_bytes: int = Field(default=64 * 1024, ge=4096, alias="PREAUTH_BYTES")
     #: Unhandled media one connection may hold in memory before reading pauses (resumes below half).
     connection_buffer_bytes: int = Field(default=4 * 1024 * 1024, ge=65536, alias="CONNECTION_BUFFER_BYTES")
+    #: A publishing connection reads at most this often (merged read, as SRS's ``mr``); 0 reads on every arrival.
+    read_coalesce_ms: int = Field(default=50, ge=0, le=500, alias="READ_COALESCE_MS")
     #: Seconds between the key watch's reads of live channels (rotate-key / end-stream kicks land within it).
     key_watch_interval: float = Field(default=1.0, gt=0, le=60, alias="KEY_WATCH_INTERVAL")
     #: Where finished objects wait when S3 is slow or unreachable; stored in order once it answers, and by the next
