@@ -9,9 +9,10 @@ Rules:
 - Object keys come only from :mod:`capturestream.keys`.
 - Every live segment carries :class:`capturestream.keys.SegmentMetadata` (its init epoch, discontinuity flag and
   program date time) as object metadata, so functions and the recording builder need no playlist.
-- Per broadcast, objects are queued in dependency order on one :class:`~ingest_node.storage.uploader.StreamUploadQueue`:
-  init before the segments that use it, each segment before the playlist that names it, ``started.json`` after
-  the first init (so its codecs are known), ``ended.json`` after the final playlist with ENDLIST.
+- Per broadcast, objects are queued in dependency order on one
+  :class:`~ingest_node.storage.stream_queue.StreamUploadQueue`: init before the segments that use it, each
+  segment before the playlist that names it, ``started.json`` after the first init (so its codecs are known),
+  ``ended.json`` after the final playlist with ENDLIST.
 - While live, ``health.json`` (bitrate, frame rate, keyframe interval samples: :mod:`ingest_node.sessions.health`) is
   rewritten every few seconds, checked only when a segment is cut, and once more before ``ended.json``.
 - Media goes through one :class:`~ingest_node.muxing.muxer.Muxer` (the in-process segmenter, or the ffmpeg
@@ -66,7 +67,7 @@ class BroadcastObserver(Protocol):
         """Init segments, parts and segments, in publishing order."""
 
     def on_state(self, broadcast: Broadcast) -> None:
-        """``broadcast.state`` changed (live, reconnecting, ended)."""
+        """``broadcast.state`` changed (live, reconnecting, ended); ENDED comes after the final ``on_outputs``."""
 
 
 class BroadcastState(enum.StrEnum):
@@ -251,7 +252,7 @@ class Broadcast:
         """Flush the last segment, write the final playlist (ENDLIST) and ``ended.json``; wait for the uploads."""
         if self.state is BroadcastState.ENDED:
             return
-        self._set_state(BroadcastState.ENDED)
+        self.state = BroadcastState.ENDED  # at once (end() is idempotent); observers hear it after the last outputs
         self.ended_reason = reason
         async with self._lock:
             await self._store_unstored()
@@ -261,6 +262,8 @@ class Broadcast:
                 log.error("ffmpeg remuxer failed: %s", error, extra=self.log_extra)
                 outputs = error.outputs
             await self._handle(outputs, ended=True)
+            if self._observer is not None:
+                self._observer.on_state(self)
             if self._announced and self._health.pending:
                 await self._put_health()
             if self._announced:
