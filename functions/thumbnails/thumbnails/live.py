@@ -12,6 +12,11 @@ Rules:
   (:func:`capturestream.thumbnails.thumbnail_update`); ``ConditionalCheckFailed`` means a newer thumbnail won.
 - Init segments are small and never change: a module-level LRU (:data:`INITS`) keeps them across warm
   invocations, so a thumbnail costs one GetObject.
+- The work fits the invocation: a session is not started with less than :data:`MIN_TIME_LEFT` seconds left, and
+  ffmpeg is killed when the time runs out (:class:`.render.OutOfTime`). Either way the session's messages are
+  done, not failed: a thumbnail cut after a retry (the queue's visibility timeout, a minute) is long stale, and the
+  stream's next sampled segment comes within ~5 s. So a busy moment costs a thumbnail, never a timed-out batch
+  whose every message is cut again a minute later, twice the work when there is least to spare.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 
 from capturestream import keys, thumbnails
 
-from .render import DecodeError, has_picture, live_thumbnail
+from .render import DecodeError, OutOfTime, has_picture, live_thumbnail, unlimited
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +67,46 @@ class InitCache:
 INITS = InitCache()
 #: Segments of one session tried per batch (each ffmpeg run is bounded by :func:`.render.live_thumbnail`'s timeout).
 MAX_ATTEMPTS = 3
+#: Seconds an invocation must have left to start a session: a GetObject, ffmpeg (~0.05 s of CPU for a 720p
+#: keyframe) and two PutObjects take ~0.2 s; the rest is room for a busy moment (locally, with 30 streams on two
+#: cores, a niced ffmpeg waits ~0.3 s for its CPU and moto answers late).
+MIN_TIME_LEFT = 2.0
+#: Seconds of the time left kept back from ffmpeg for the PutObjects and the item update after it.
+STORE_RESERVE = 1.0
 
 
 def process_session(
-    batch: thumbnails.SessionBatch, *, s3: Any, dynamodb: Any, table_name: str, ffmpeg: str
+    batch: thumbnails.SessionBatch,
+    *,
+    s3: Any,
+    dynamodb: Any,
+    table_name: str,
+    ffmpeg: str,
+    time_left: Callable[[], float] = unlimited,
 ) -> set[str]:
-    """Make the session's thumbnail from its newest decodable segment; return the message ids that failed."""
+    """Make the session's thumbnail from its newest decodable segment; return the message ids that failed.
+
+    ``time_left`` gives the invocation's remaining seconds (the Lambda context's); see the module rules.
+    """
     failed: set[str] = set()
     fields = {"playback_id": batch.playback_id, "session_id": batch.session_id}
     for candidate in batch.candidates[:MAX_ATTEMPTS]:
         key = candidate.segment.key
         try:
-            if cut_and_store(candidate, s3=s3, dynamodb=dynamodb, table_name=table_name, ffmpeg=ffmpeg):
+            if time_left() < MIN_TIME_LEFT:
+                raise OutOfTime(f"{time_left():.2f} s left, {MIN_TIME_LEFT:g} s needed")
+            if cut_and_store(
+                candidate, s3=s3, dynamodb=dynamodb, table_name=table_name, ffmpeg=ffmpeg, time_left=time_left
+            ):
                 return failed
+        except OutOfTime as error:
+            log.warning(
+                "live thumbnail: out of time, %s skipped (the stream's next sampled segment will do): %s",
+                key,
+                error,
+                extra={**fields, "key": key},
+            )
+            return failed
         except DecodeError as error:
             log.error(
                 "live thumbnail: segment %s cannot be decoded, its message fails (DLQ after retries): %s",
@@ -89,7 +121,15 @@ def process_session(
     return failed
 
 
-def cut_and_store(candidate: thumbnails.Candidate, *, s3: Any, dynamodb: Any, table_name: str, ffmpeg: str) -> bool:
+def cut_and_store(
+    candidate: thumbnails.Candidate,
+    *,
+    s3: Any,
+    dynamodb: Any,
+    table_name: str,
+    ffmpeg: str,
+    time_left: Callable[[], float] = unlimited,
+) -> bool:
     """Cut, store and publish the thumbnail of one segment.
 
     Returns:
@@ -98,6 +138,7 @@ def cut_and_store(candidate: thumbnails.Candidate, *, s3: Any, dynamodb: Any, ta
 
     Raises:
         DecodeError: the segment does not parse, or ffmpeg cannot make a picture of it.
+        OutOfTime: ``time_left()`` (less :data:`STORE_RESERVE`) ran out before ffmpeg was done.
     """
     segment, bucket = candidate.segment, candidate.bucket
     try:
@@ -118,7 +159,7 @@ def cut_and_store(candidate: thumbnails.Candidate, *, s3: Any, dynamodb: Any, ta
             "live thumbnail: %s has no video keyframe, nothing to picture", segment.key, extra={"key": segment.key}
         )
         return True
-    images = live_thumbnail(init, data, ffmpeg=ffmpeg)
+    images = live_thumbnail(init, data, ffmpeg=ffmpeg, time_left=lambda: time_left() - STORE_RESERVE)
     bodies = {keys.ImageFormat.JPEG: images.jpeg, keys.ImageFormat.WEBP: images.webp}
     for image_format, image in thumbnails.thumbnail_keys(segment).items():
         s3.put_object(

@@ -1,15 +1,23 @@
 """The ffmpeg run of a live thumbnail: init + segment bytes in, a JPEG and a WebP of the same frame out.
 
 :func:`has_picture` first checks, without ffmpeg, that there is a video keyframe to decode. ffmpeg reads the
-bytes on stdin and writes both images into a private temporary folder (Lambda's ``/tmp``), which is removed
-whatever happens. The argv comes from :func:`mediakit.ffmpeg_args.live_thumbnail_args`.
+bytes from a file in a private temporary folder (Lambda's ``/tmp``) and writes both images there (its stderr too,
+so nothing has to be pumped while it runs); the folder is removed whatever happens. The argv comes from
+:func:`mediakit.ffmpeg_args.live_thumbnail_args`.
+
+ffmpeg runs under two limits: its own ``timeout`` (running over it is a :class:`DecodeError`: something is wrong
+with the bytes) and the invocation's time left (``time_left``, read from the Lambda context while ffmpeg runs):
+when that runs out ffmpeg is killed at once and :class:`OutOfTime` says so. Nothing is wrong with the segment
+then; the invocation is ending (its deadline, or locally ``up`` stopping) and must not leave ffmpeg behind.
 """
 
 from __future__ import annotations
 
+import math
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +26,17 @@ from mediakit.ffmpeg_args import live_thumbnail_args
 
 #: Characters of ffmpeg's stderr kept in errors and logs.
 STDERR_TAIL = 2000
+#: Seconds between two looks at the invocation's time left while ffmpeg runs.
+TIME_LEFT_POLL = 0.1
+
+
+def unlimited() -> float:
+    """``time_left`` of a call with no invocation deadline (tests, tools)."""
+    return math.inf
+
+
+class OutOfTime(Exception):
+    """The invocation's time ran out before the thumbnail was done (ffmpeg, if started, was killed)."""
 
 
 class DecodeError(Exception):
@@ -66,7 +85,13 @@ def has_picture(init: bytes, segment: bytes) -> bool:
 
 
 def live_thumbnail(
-    init: bytes, segment: bytes, *, ffmpeg: str = "ffmpeg", width: int = 640, timeout: float = 10.0
+    init: bytes,
+    segment: bytes,
+    *,
+    ffmpeg: str = "ffmpeg",
+    width: int = 640,
+    timeout: float = 10.0,
+    time_left: Callable[[], float] = unlimited,
 ) -> Images:
     """Cut a thumbnail from one live segment.
 
@@ -75,28 +100,58 @@ def live_thumbnail(
         segment: the ``seg_<n>.m4s`` bytes.
         ffmpeg: the ffmpeg executable.
         width: image width in pixels (the height keeps the aspect).
-        timeout: seconds before ffmpeg is killed.
+        timeout: seconds before ffmpeg is killed as unable to decode.
+        time_left: seconds the invocation has left (read again every :data:`TIME_LEFT_POLL` s while ffmpeg runs).
 
     Returns:
         The JPEG and WebP bytes.
 
     Raises:
-        DecodeError: ffmpeg failed, timed out, or wrote no image.
+        DecodeError: ffmpeg failed, ran over ``timeout``, or wrote no image.
+        OutOfTime: ``time_left`` reached 0 first (ffmpeg was killed, or never started).
     """
-    with tempfile.TemporaryDirectory(prefix="thumb-") as folder:
-        jpeg, webp = Path(folder) / "thumb.jpg", Path(folder) / "thumb.webp"
-        argv = live_thumbnail_args(source=None, jpeg=jpeg, webp=webp, width=width, ffmpeg_bin=ffmpeg)
+    if time_left() <= 0:
+        raise OutOfTime("no time left to start ffmpeg")
+    with tempfile.TemporaryDirectory(prefix="thumb-") as name:
+        folder = Path(name)
+        source, jpeg, webp = folder / "segment.mp4", folder / "thumb.jpg", folder / "thumb.webp"
+        source.write_bytes(init + segment)
+        argv = live_thumbnail_args(source=source, jpeg=jpeg, webp=webp, width=width, ffmpeg_bin=ffmpeg)
         started = time.perf_counter()
-        try:
-            result = subprocess.run(argv, input=init + segment, capture_output=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as expired:
-            raise DecodeError(f"ffmpeg ran over {timeout:g} s", _tail(expired.stderr)) from None
+        returncode, stderr = _run(argv, folder / "ffmpeg.log", started + timeout, time_left)
         elapsed = time.perf_counter() - started
-        if result.returncode != 0:
-            raise DecodeError(f"ffmpeg exited with {result.returncode}", _tail(result.stderr))
+        if returncode is None:
+            raise DecodeError(f"ffmpeg ran over {timeout:g} s", _tail(stderr))
+        if returncode != 0:
+            raise DecodeError(f"ffmpeg exited with {returncode}", _tail(stderr))
         if not _written(jpeg) or not _written(webp):
-            raise DecodeError("ffmpeg wrote no image (no decodable video frame)", _tail(result.stderr))
+            raise DecodeError("ffmpeg wrote no image (no decodable video frame)", _tail(stderr))
         return Images(jpeg=jpeg.read_bytes(), webp=webp.read_bytes(), elapsed=elapsed)
+
+
+def _run(argv: list[str], log: Path, deadline: float, time_left: Callable[[], float]) -> tuple[int | None, bytes]:
+    """Run ffmpeg until it exits (its exit code and stderr), ``deadline`` (``perf_counter``) passes (``None``), or
+    ``time_left()`` reaches 0 (:class:`OutOfTime`); ffmpeg is killed in the last two cases. Its stderr goes to
+    ``log``, so nothing has to be read while it runs."""
+    with (
+        log.open("wb") as stderr,
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr) as process,
+    ):
+        while True:
+            try:
+                returncode: int | None = process.wait(max(0.0, min(TIME_LEFT_POLL, deadline - time.perf_counter())))
+                break
+            except subprocess.TimeoutExpired:
+                if time_left() <= 0:
+                    process.kill()
+                    process.wait()
+                    raise OutOfTime("the invocation's time ran out while ffmpeg ran") from None
+                if time.perf_counter() >= deadline:
+                    process.kill()
+                    process.wait()
+                    returncode = None
+                    break
+    return returncode, log.read_bytes()
 
 
 def _written(path: Path) -> bool:

@@ -1,12 +1,16 @@
 """Live thumbnail function on moto: real CMAF segments (the in-process segmenter over the 720p30 fixture) in,
 a JPEG and a WebP of 640 px out, the stream item pointed at them only for its current session and newest segment,
-and partial batch failures for segments ffmpeg cannot decode."""
+partial batch failures for segments ffmpeg cannot decode, and work that fits the invocation's time: ffmpeg is
+killed when the time runs out (a Lambda timeout, or ``up`` stopping) and the batch is done, not redone."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +19,9 @@ import pytest
 
 from capturestream import keys, table
 from capturestream.settings import get_settings
+from devstack.lambda_runtime import LocalFunction
 from functions.thumbnails.thumbnails import handler as thumbnail_handler
-from functions.thumbnails.thumbnails import live
+from functions.thumbnails.thumbnails import live, render
 from mediakit.cmaf import InitSegment, Segment, Segmenter
 from tests.support.aws import create_media_table
 from tests.unit.media.conftest import flv_720p30, flv_audio, media_dir  # noqa: F401  (session fixtures)
@@ -220,3 +225,104 @@ def test_an_audio_only_stream_has_nothing_to_picture(aws: Any, flv_audio: Path) 
     put_stream(dynamodb)
     assert thumbnail_handler.handler(sqs_event(("m1", 1)), None) == {"batchItemFailures": []}
     assert stored(s3) == [] and "thumbnail_path" not in stream(dynamodb)
+
+
+class Context:
+    """A Lambda context with ``seconds`` left from now."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+@pytest.fixture
+def stalled_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """FFMPEG_BINARY that never finishes; its pid lands in the returned file once it runs."""
+    pid_file = tmp_path / "ffmpeg.pid"
+    script = tmp_path / "ffmpeg"
+    script.write_text(f'#!/bin/sh\necho $$ > "{pid_file}"\nexec sleep 60\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("FFMPEG_BINARY", str(script))
+    get_settings.cache_clear()
+    return pid_file
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+async def started(pid_file: Path) -> int:
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text().strip():
+            return int(pid_file.read_text())
+        await asyncio.sleep(0.01)
+    raise AssertionError("ffmpeg never started")
+
+
+def test_a_session_is_not_started_without_time_for_it(aws: Any, muxed: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Under two seconds left: no ffmpeg, and the messages are done (a retry a minute later would be stale)."""
+    s3, dynamodb = aws
+    store(s3, muxed)
+    put_stream(dynamodb)
+    assert thumbnail_handler.handler(sqs_event(("m5", 5)), Context(1.5)) == {"batchItemFailures": []}
+    assert stored(s3) == [] and "thumbnail_path" not in stream(dynamodb)
+    assert any("out of time" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_ffmpeg_is_killed_when_the_time_runs_out(tmp_path: Path, stalled_ffmpeg: Path) -> None:
+    """render.live_thumbnail polls the time left while ffmpeg runs and kills it at 0: OutOfTime, not DecodeError."""
+    deadline = time.monotonic() + 0.3
+    began = time.monotonic()
+    with pytest.raises(render.OutOfTime):
+        render.live_thumbnail(
+            b"init", b"segment", ffmpeg=os.environ["FFMPEG_BINARY"], time_left=lambda: deadline - time.monotonic()
+        )
+    assert time.monotonic() - began < 0.6
+    assert not alive(int(stalled_ffmpeg.read_text()))
+
+
+def test_ffmpeg_over_its_own_timeout_is_a_decode_error(stalled_ffmpeg: Path) -> None:
+    """With time left, ffmpeg running over ``timeout`` still means the bytes are at fault (→ retries, DLQ)."""
+    with pytest.raises(render.DecodeError, match="ran over 0.3 s"):
+        render.live_thumbnail(b"init", b"segment", ffmpeg=os.environ["FFMPEG_BINARY"], timeout=0.3)
+    assert not alive(int(stalled_ffmpeg.read_text()))
+
+
+async def test_a_stalled_ffmpeg_costs_the_thumbnail_not_the_batch(aws: Any, muxed: Any, stalled_ffmpeg: Path) -> None:
+    """In the local runtime with the template's 10 s timeout cut to 3 s: ffmpeg is killed 1 s before the
+    deadline, and the invocation returns in time with its messages done, instead of Sandbox.Timedout (the
+    whole batch redelivered a minute later while its thread still runs)."""
+    s3, dynamodb = aws
+    store(s3, muxed)
+    put_stream(dynamodb)
+    function = LocalFunction("ThumbnailFunction", thumbnail_handler.handler, timeout=3.0)
+    began = time.monotonic()
+    assert await function.invoke(sqs_event(("m5", 5))) == {"batchItemFailures": []}
+    assert 1.8 < time.monotonic() - began < 3.0
+    assert not alive(int(stalled_ffmpeg.read_text()))
+    assert function.stats.timeouts == 0
+
+
+async def test_stopping_up_kills_the_running_ffmpeg(aws: Any, muxed: Any, stalled_ffmpeg: Path) -> None:
+    """The event source cancelling an invocation at shutdown leaves it no time: ffmpeg is killed at once and the
+    handler's threads end, so ``up`` exits promptly (it waited for them past its 20 s stop budget)."""
+    s3, dynamodb = aws
+    store(s3, muxed)
+    put_stream(dynamodb)
+    function = LocalFunction("ThumbnailFunction", thumbnail_handler.handler, timeout=10.0)
+    call = asyncio.create_task(function.invoke(sqs_event(("m5", 5))))
+    pid = await started(stalled_ffmpeg)
+    began = time.monotonic()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    while (alive(pid) or function.orphaned_threads) and time.monotonic() - began < 2:
+        await asyncio.sleep(0.02)
+    assert not alive(pid) and function.orphaned_threads == 0
+    assert time.monotonic() - began < 0.5

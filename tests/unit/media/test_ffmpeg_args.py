@@ -307,10 +307,11 @@ EXACT = ["-dct", "int", "-fflags", "+bitexact", "-flags", "+bitexact"]
 
 
 def test_live_thumbnail_from_stdin() -> None:
-    """Init + segment piped in; the thumbnail filter picks a frame, split into a full-range JPEG and a WebP."""
+    """Init + segment piped in; keyframes only, the thumbnail filter picks one, split into a full-range JPEG and a
+    WebP."""
     argv = live_thumbnail_args(source=None, jpeg=Path("/t/thumb.jpg"), webp=Path("/t/thumb.webp"))
     assert argv == [
-        *("ffmpeg", "-f", "mp4", "-skip_frame", "noref", "-threads", "1", "-i", "pipe:0", "-filter_complex"),
+        *("ffmpeg", "-f", "mp4", "-skip_frame", "nokey", "-threads", "1", "-i", "pipe:0", "-filter_complex"),
         "[0:v]thumbnail=n=60[s0];[s0]scale=640:-2:flags=lanczos[s1];[s1]split=2[s2][s3];[s2]scale=out_range=full[s4]",
         *("-map", "[s4]", "-f", "image2", *JPEG_FULL, "-frames:v", "1", "-pix_fmt", "yuv420p", "-q:v", "3"),
         *("-strict", "unofficial", "-update", "1", "/t/thumb.jpg"),
@@ -331,7 +332,7 @@ def test_live_thumbnail_from_a_file() -> None:
         webp_quality=60,
         ffmpeg_bin="/opt/bin/ffmpeg",
     )
-    head = ["/opt/bin/ffmpeg", "-skip_frame", "noref", "-threads", "1", "-i", "/t/in.mp4", "-filter_complex"]
+    head = ["/opt/bin/ffmpeg", "-skip_frame", "nokey", "-threads", "1", "-i", "/t/in.mp4", "-filter_complex"]
     assert argv[:8] == head
     assert argv[8].startswith("[0:v]thumbnail=n=30[s0];[s0]scale=320:-2:flags=lanczos[s1];")
     assert argv[argv.index("-q:v") + 1] == "5" and argv[argv.index("-quality") + 1] == "60"
