@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -245,3 +246,42 @@ def test_an_audio_only_broadcast_is_recorded_without_pictures(env: tuple[Any, An
     assert item["status"] == "ready" and "poster_path" not in item and "storyboard" not in item, item
     assert item["audio_codec"] == "mp4a.40.2" and "video_codec" not in item
     assert abs(item["duration"] - 3.0) < 0.2
+
+
+class _Context:
+    """A Lambda context with 60 s left for the first ``checks`` reads of the time, then 1 s (under the reserve)."""
+
+    def __init__(self, checks: int) -> None:
+        self.checks = checks
+        self.lock = threading.Lock()
+
+    def get_remaining_time_in_millis(self) -> int:
+        with self.lock:
+            self.checks -= 1
+            return 60_000 if self.checks >= 0 else 1_000
+
+
+@pytest.mark.parametrize("after_scan", [False, True], ids=["before the scan", "during the MP4 upload"])
+def test_a_build_out_of_time_stops_and_is_retried(
+    env: tuple[Any, Any], flv: Path, after_scan: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Short of time (a Lambda deadline, or `up` stopping: the local runtime leaves an abandoned invocation no
+    time) the build stops at its next read: the multipart upload is aborted, no item says failed, the message is
+    retried, and the retry builds the recording."""
+    s3, dynamodb = env
+    seconds = _publish(s3, flv, reconnect=False)
+    segments = s3.list_objects_v2(Bucket=BUCKET, Prefix=keys.LIVE_PREFIX)["KeyCount"] - 1  # less the init
+    key = _end(s3, seconds)
+    # after the scan: one look per segment scanned, one as the MP4 starts, one for its first read; then short
+    result = recording_handler.handler(_event(key), _Context(segments + 2 if after_scan else 0))
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    (warning,) = [
+        r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "out of time" in r.getMessage()
+    ]
+    assert ("reading segment" in warning) if after_scan else ("scanning" in warning), warning
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=keys.VOD_PREFIX).get("KeyCount", 0) == 0
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    stored = dynamodb.get_item(TableName=TABLE, Key=recordings.recording_key(SID), ConsistentRead=True).get("Item")
+    assert stored is None or table.from_item(stored)["status"] == "building"
+    assert recording_handler.handler(_event(key, "m2"), None) == {"batchItemFailures": []}
+    assert _item(dynamodb)["status"] == "ready"

@@ -10,6 +10,8 @@ Rules:
   and raise, so the SQS message is retried and then parked in the DLQ (its alarm fires): never a silently short
   recording.
 - Order: MP4 first (the big one), then the playlist, the images, and last the item that makes it visible.
+- Each step starts only with time for it (:func:`.budget.check`); running out is neither broken input nor a
+  ``failed`` item: :class:`.budget.OutOfTime` goes up to the handler, which has the message retried.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mediakit.cmaf import MediaError, describe_init
 from mediakit.progressive import ProgressiveMp4, RecordingError
 from mediakit.vod import vod_playlist
 
+from . import budget
 from .images import NoVideo, build_images
 from .mp4_upload import MIB, upload_mp4
 from .sources import SessionMedia, SourceError, read_session_media
@@ -40,7 +43,12 @@ PLAYLIST_CACHE = "public, max-age=86400"
 
 
 def build_recording(
-    *, s3: Any, dynamodb: Any, settings: RecordingSettings, body: SessionManifestBody
+    *,
+    s3: Any,
+    dynamodb: Any,
+    settings: RecordingSettings,
+    body: SessionManifestBody,
+    time_left: budget.TimeLeft = budget.unlimited,
 ) -> Recording | None:
     """Build (or find already built) the recording of the ended session ``body`` describes.
 
@@ -49,6 +57,7 @@ def build_recording(
 
     Raises:
         SourceError, RecordingError, ...: broken inputs (after storing a ``failed`` item).
+        budget.OutOfTime: ``time_left`` ran short (nothing stored about it; the build is redone).
     """
     existing = _load(dynamodb, settings.table_name, body.session_id)
     if existing is not None and existing.status is RecordingStatus.DELETED:
@@ -65,7 +74,12 @@ def build_recording(
     )
     try:
         media = read_session_media(
-            s3, settings.media_bucket, body.playback_id, body.session_id, concurrency=settings.read_concurrency
+            s3,
+            settings.media_bucket,
+            body.playback_id,
+            body.session_id,
+            concurrency=settings.read_concurrency,
+            time_left=time_left,
         )
         source = _fingerprint(media)
         if existing is not None and existing.status is RecordingStatus.READY and existing.source == source:
@@ -73,7 +87,7 @@ def build_recording(
             return existing
         if existing is None or existing.status is not RecordingStatus.READY:
             _store(dynamodb, settings.table_name, base)
-        recording = _build(s3, dynamodb, settings, body, base, media, source)
+        recording = _build(s3, dynamodb, settings, body, base, media, source, time_left)
     except INPUT_ERRORS as error:
         failed = base.model_copy(update={"status": RecordingStatus.FAILED, "error": str(error)[:500]})
         _store(dynamodb, settings.table_name, failed)
@@ -93,10 +107,12 @@ def _build(
     base: Recording,
     media: SessionMedia,
     source: str,
+    time_left: budget.TimeLeft,
 ) -> Recording:
     pb, sid, bucket = body.playback_id, body.session_id, settings.media_bucket
     plan = ProgressiveMp4(media.inits, media.segments)
     mp4_key = keys.VodRecording(playback_id=pb, session_id=sid).key
+    budget.check(time_left, "the MP4")
     upload_mp4(
         s3,
         bucket,
@@ -105,6 +121,7 @@ def _build(
         lambda sequence: keys.LiveSegment(playback_id=pb, session_id=sid, sequence=sequence).key,
         part_size=settings.part_size_mib * MIB,
         prefetch=settings.read_concurrency,
+        time_left=time_left,
     )
     playlist_key = keys.VodPlaylist(playback_id=pb, session_id=sid).key
     up = "../" * playlist_key.count("/")  # from vod/<pb>/<session>/ back to the bucket root
@@ -124,6 +141,7 @@ def _build(
         ContentType="application/vnd.apple.mpegurl",
         CacheControl=PLAYLIST_CACHE,
     )
+    budget.check(time_left, "the poster and storyboard")
     try:
         poster, storyboard = build_images(
             s3=s3,
@@ -134,6 +152,7 @@ def _build(
             segments=media.segments,
             duration=plan.duration,
             ffmpeg=settings.ffmpeg_binary,
+            time_left=time_left,
         )
     except NoVideo:  # an audio-only broadcast: a recording without pictures
         poster, storyboard = None, None

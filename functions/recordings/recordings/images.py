@@ -18,7 +18,9 @@ Rules:
   max-age=31536000`` for the images and the VTT alike.
 - Sprites are stored before the VTT that names them; the VTT names them relative to itself.
 - ffmpeg runs without a shell, in a private temporary folder (Lambda's ``/tmp``), under a timeout; a failure
-  raises :class:`FfmpegError` carrying its stderr tail. A broadcast without any video keyframe (audio only)
+  raises :class:`FfmpegError` carrying its stderr tail. Each keyframe read starts only with time for it
+  (:func:`.budget.check`); an ffmpeg run already started finishes (about a second for a 4-hour broadcast's
+  ~500 frames). A broadcast without any video keyframe (audio only)
   raises :class:`NoVideo`: the caller stores the recording without poster and storyboard.
 """
 
@@ -40,6 +42,8 @@ from mediakit import bmff, storyboard
 from mediakit.cmaf.init import VIDEO_TRACK_ID
 from mediakit.ffmpeg_args import poster_args, sprite_name, storyboard_args
 from mediakit.stored import StoredSegment
+
+from . import budget
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,7 @@ def build_images(
     ffmpeg: str = "ffmpeg",
     concurrency: int = 16,
     timeout: float = 600.0,
+    time_left: budget.TimeLeft = budget.unlimited,
 ) -> tuple[str, Storyboard]:
     """Make and store the poster and the storyboard of one recording.
 
@@ -90,6 +95,7 @@ def build_images(
         ffmpeg: the ffmpeg executable.
         concurrency: ranged GETs in flight.
         timeout: seconds each ffmpeg run may take.
+        time_left: the invocation's seconds left (:mod:`.budget`).
 
     Returns:
         ``(poster key, storyboard)``; the storyboard's paths are object keys.
@@ -100,6 +106,7 @@ def build_images(
         ImagesError: an init missing for a segment's epoch, or a keyframe read that came back short.
         mediakit.bmff.MalformedBox: a corrupt init segment.
         mediakit.storyboard.StoryboardError: a duration that is not positive.
+        budget.OutOfTime: the invocation's time ran short.
     """
     started = time.perf_counter()
     video = _video_tracks(inits, segments)
@@ -118,9 +125,8 @@ def build_images(
     tiles = storyboard.pick_sources(starts, usable, layout.times())
     candidates = storyboard.pick_sources(starts, usable, storyboard.poster_times(duration))
     poster_frames = [candidates[i] for i in storyboard.poster_group([segments[i].epoch for i in candidates])]
-    frames = _fetch_keyframes(
-        s3, bucket, playback_id, session_id, segments, keyframes, sorted({*tiles, *poster_frames}), concurrency
-    )
+    wanted = sorted({*tiles, *poster_frames})
+    frames = _fetch_keyframes(s3, bucket, playback_id, session_id, segments, keyframes, wanted, concurrency, time_left)
     with tempfile.TemporaryDirectory(prefix="images-") as folder:
         work = Path(folder)
         sheets = _render_sprites(work, layout, tiles, segments, inits, video, frames, ffmpeg, timeout)
@@ -159,10 +165,12 @@ def _fetch_keyframes(
     keyframes: Sequence[tuple[int, int] | None],
     wanted: Sequence[int],
     concurrency: int,
+    time_left: budget.TimeLeft = budget.unlimited,
 ) -> dict[int, bytes]:
     """The first keyframe of each wanted segment index, by ranged GETs in parallel."""
 
     def fetch(index: int) -> bytes:
+        budget.check(time_left, f"reading keyframe {index}")
         key = keys.LiveSegment(playback_id=playback_id, session_id=session_id, sequence=segments[index].sequence)
         keyframe = keyframes[index]
         if keyframe is None:  # pick_sources only picks segments with a keyframe

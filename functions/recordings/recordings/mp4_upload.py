@@ -12,6 +12,8 @@ Rules:
 - Each segment is fetched with one ranged GET spanning the ranges the plan copies from it, in plan order, with a
   bounded read-ahead; the bytes copied are exactly the plan's (their count is checked against ``plan.size``).
 - On any failure the multipart upload is aborted (no orphaned parts; the bucket's lifecycle rule is the backstop).
+  Running out of the invocation's time is one: each read and part upload starts only with time for it
+  (:func:`.budget.check`).
 - Content-Type ``video/mp4``; Cache-Control ``public, max-age=86400`` (a rebuild may replace it).
 """
 
@@ -24,6 +26,8 @@ from itertools import groupby
 from typing import Any
 
 from mediakit.progressive import ProgressiveMp4
+
+from . import budget
 
 MIB = 1024 * 1024
 MAX_PARTS = 10_000
@@ -42,6 +46,7 @@ def upload_mp4(
     part_size: int = 16 * MIB,
     prefetch: int = 8,
     parts_in_flight: int = PARTS_IN_FLIGHT,
+    time_left: budget.TimeLeft = budget.unlimited,
 ) -> int:
     """Write ``plan`` to ``key`` and return the bytes written.
 
@@ -51,9 +56,11 @@ def upload_mp4(
         part_size: multipart part size in bytes (≥ 5 MiB).
         prefetch: segments read ahead of the writer.
         parts_in_flight: parts uploading at once.
+        time_left: the invocation's seconds left (:mod:`.budget`).
 
     Raises:
         RuntimeError: the bytes copied do not add up to the plan's size (a segment changed under us).
+        budget.OutOfTime: the invocation's time ran short (the upload was aborted).
     """
     part_size = max(part_size, 5 * MIB, -(-plan.size // MAX_PARTS))
     upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType="video/mp4", CacheControl=CACHE_CONTROL)[
@@ -61,9 +68,9 @@ def upload_mp4(
     ]
     try:
         with ThreadPoolExecutor(max_workers=prefetch + parts_in_flight) as pool:
-            writer = _PartWriter(s3, bucket, key, upload_id, part_size, pool, parts_in_flight)
+            writer = _PartWriter(s3, bucket, key, upload_id, part_size, pool, parts_in_flight, time_left)
             writer.write(plan.header)
-            for chunk in _payloads(s3, bucket, plan, segment_key, pool, prefetch):
+            for chunk in _payloads(s3, bucket, plan, segment_key, pool, prefetch, time_left):
                 writer.write(chunk)
             parts = writer.finish()
         if writer.written != plan.size:
@@ -82,6 +89,7 @@ def _payloads(
     segment_key: Callable[[int], str],
     pool: ThreadPoolExecutor,
     prefetch: int,
+    time_left: budget.TimeLeft,
 ) -> Iterator[memoryview]:
     """The plan's byte ranges, in order, each segment fetched once (one ranged GET over its ranges)."""
     per_segment = ((sequence, [(start, end) for _, start, end in ranges]) for sequence, ranges in
@@ -89,6 +97,7 @@ def _payloads(
     pending: deque[tuple[list[tuple[int, int]], Future[bytes]]] = deque()
 
     def fetch(sequence: int, first: int, last: int) -> bytes:
+        budget.check(time_left, f"reading segment {sequence}")
         response = s3.get_object(Bucket=bucket, Key=segment_key(sequence), Range=f"bytes={first}-{last - 1}")
         data = response["Body"].read()
         if len(data) != last - first:
@@ -113,10 +122,19 @@ class _PartWriter:
     """Buffers bytes into parts of ``part_size`` and uploads them with at most ``in_flight`` at once."""
 
     def __init__(
-        self, s3: Any, bucket: str, key: str, upload_id: str, part_size: int, pool: ThreadPoolExecutor, in_flight: int
+        self,
+        s3: Any,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_size: int,
+        pool: ThreadPoolExecutor,
+        in_flight: int,
+        time_left: budget.TimeLeft = budget.unlimited,
     ) -> None:
         self._s3, self._bucket, self._key, self._upload_id = s3, bucket, key, upload_id
         self._size, self._pool, self._in_flight = part_size, pool, in_flight
+        self._time_left = time_left
         self._buffer = bytearray()
         self._uploads: deque[Future[dict[str, Any]]] = deque()
         self._done: list[dict[str, Any]] = []
@@ -144,6 +162,7 @@ class _PartWriter:
         self._uploads.append(self._pool.submit(self._upload, number, part))
 
     def _upload(self, number: int, part: bytes) -> dict[str, Any]:
+        budget.check(self._time_left, f"uploading part {number}")
         response = self._s3.upload_part(
             Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=part
         )

@@ -10,6 +10,7 @@ Rules:
   program date time, :class:`capturestream.keys.SegmentMetadata`).
 - A missing, truncated or unreadable segment is a :class:`SourceError` naming it: a short recording must never
   pass silently.
+- Each segment's scan starts only with time for it (:func:`.budget.check`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from capturestream import keys
 from mediakit import bmff
 from mediakit.segment_scan import SegmentScanner
 from mediakit.stored import StoredSegment
+
+from . import budget
 
 #: A segment up to this size is read whole by the scan (one GET, ~1 s at ≤ 4 Mb/s): a request's latency costs
 #: more than the bytes. Larger ones are scanned with ranged reads of the moofs only.
@@ -46,12 +49,19 @@ class SessionMedia:
 
 
 def read_session_media(
-    s3: Any, bucket: str, playback_id: str, session_id: str, *, concurrency: int = 16
+    s3: Any,
+    bucket: str,
+    playback_id: str,
+    session_id: str,
+    *,
+    concurrency: int = 16,
+    time_left: budget.TimeLeft = budget.unlimited,
 ) -> SessionMedia:
     """List, fetch the inits, and scan every segment of one session.
 
     Raises:
         SourceError: no segment, a gap in the sequence, an init missing, or a segment that does not parse.
+        budget.OutOfTime: the invocation's time ran short.
     """
     listed = _list(s3, bucket, keys.session_prefix(keys.LIVE_PREFIX, playback_id, session_id))
     inits: dict[int, bytes] = {}
@@ -82,7 +92,7 @@ def read_session_media(
         raise SourceError(f"an init segment of session {session_id} is corrupt: {error}") from None
     defaults = {epoch: {tid: t.defaults for tid, t in per.items()} for epoch, per in tracks.items()}
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        scanned = list(pool.map(lambda item: _scan(s3, bucket, item[0], item[1], defaults), segments))
+        scanned = list(pool.map(lambda item: _scan(s3, bucket, item[0], item[1], defaults, time_left), segments))
     return SessionMedia(inits=inits, tracks=tracks, segments=scanned, etags=etags)
 
 
@@ -99,8 +109,10 @@ def _scan(
     key: keys.LiveSegment,
     size: int,
     defaults: Mapping[int, dict[int, bmff.TrackDefaults]],
+    time_left: budget.TimeLeft = budget.unlimited,
 ) -> StoredSegment:
     """One segment's fragments and metadata, from ranged reads (the first one also brings the metadata)."""
+    budget.check(time_left, f"scanning {key.key}")
     read_size = size if size <= WHOLE_READ_BYTES else SCAN_READ_BYTES
     try:
         scanner = SegmentScanner(size, defaults.get(0, {}), read_size=read_size)
