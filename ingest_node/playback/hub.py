@@ -7,15 +7,15 @@ Rules:
   entry; calls about a broadcast that is no longer the entry's are ignored.
 - ``on_state`` with the broadcast live again (a reconnect or a takeover resumed it) restarts the FLV timeline
   mapping: the new publisher's clock starts at 0 (:mod:`.timeline`).
-- Ended: FLV viewers drain and their responses end at once, and new FLV requests get 404. The LL-HLS side keeps
-  taking outputs for :data:`END_GRACE` seconds (the muxer's final segment is handed over *after* the state
-  change), then gets ``EXT-X-ENDLIST`` and is removed (later requests: 404).
+- Ended (``on_state`` with ``ENDED``, which the broadcast sends after its final ``on_outputs``): FLV viewers drain
+  what they have queued and their responses end, the LL-HLS playlist gets ``EXT-X-ENDLIST`` after its last
+  segment (held reloads are answered), and the entry is removed: later requests get 404. Calls about the ended
+  broadcast after that are ignored.
 - Every observer call is synchronous and only appends to memory: a viewer can never slow the publisher.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Seconds the LL-HLS side of an ended broadcast still takes outputs (its last segment) before its ENDLIST.
-END_GRACE = 0.5
 #: The muxer's part duration (``Broadcast``'s default): the LL playlist's initial ``PART-TARGET``.
 PART_SECONDS = 0.25
 
@@ -56,14 +54,12 @@ class PlaybackHub:
         ll_window: int = WINDOW,
         max_viewer_bytes: int = MAX_VIEWER_BYTES,
         max_gop_bytes: int | None = None,
-        end_grace: float = END_GRACE,
     ) -> None:
         self.segment_seconds = segment_seconds
         self.part_seconds = part_seconds
         self.ll_window = ll_window
         self.max_viewer_bytes = max_viewer_bytes
         self.max_gop_bytes = max_gop_bytes
-        self.end_grace = end_grace
         self._entries: dict[str, _Entry] = {}
 
     # ------------------------------------------------------------------------------------------ lookups
@@ -101,7 +97,7 @@ class PlaybackHub:
             entry.hls.add(outputs)
 
     def on_state(self, broadcast: Broadcast) -> None:
-        """Live again: a new publisher clock. Ended: FLV viewers end now, LL-HLS after :attr:`end_grace`."""
+        """Live again: a new publisher clock. Ended (after the final outputs): FLV and LL-HLS end now."""
         entry = self._entries.get(broadcast.playback_id)
         if entry is None or entry.broadcast is not broadcast:
             return
@@ -109,7 +105,7 @@ class PlaybackHub:
             entry.flv.new_publisher()
         elif broadcast.state is BroadcastState.ENDED:
             entry.flv.end()
-            asyncio.get_running_loop().call_later(self.end_grace, self._finish, entry)
+            self._finish(entry)
 
     def close(self) -> None:
         """Node shutdown: end every stream now."""
