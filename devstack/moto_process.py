@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from devstack.moto_tuning import StreamChanges, keep_alive_handler, patch_moto
+from devstack.moto_tuning import COSTS_ENV, RequestCosts, StreamChanges, keep_alive_handler, patch_moto
 
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
@@ -167,6 +167,8 @@ def serve(host: str, port: int) -> BaseWSGIServer:
     changes = StreamChanges()
     patch_moto(changes)
     handler = keep_alive_handler(MotoRequestHandler)
+    if os.environ.get(COSTS_ENV):
+        handler.costs = RequestCosts()
     server = make_server(host, port, moto_app(changes), threaded=True, request_handler=handler)
     threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
     return server
@@ -198,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"port": port}), flush=True)
     stop.wait()
     server.shutdown()
+    costs = server.RequestHandlerClass.costs  # type: ignore[attr-defined]
+    if costs is not None:
+        with open(os.environ[COSTS_ENV], "w") as out:
+            json.dump(costs.report(), out, indent=1)
     return 0
 
 

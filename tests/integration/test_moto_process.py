@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 import boto3
 import pytest
 
+from devstack import moto_tuning
 from devstack.event_sources import DynamoDbStreamEventSource
 from devstack.lambda_runtime import LocalFunction
 from devstack.moto_process import LocalClientsOnly, expire_shard_iterators
@@ -227,3 +229,87 @@ async def test_an_idle_stream_source_waits_for_writes_instead_of_polling(child: 
         assert await asyncio.wait_for(delivered.get(), 5) - written < 0.5
     finally:
         await source.stop()
+
+
+def test_request_costs_are_written_at_stop_when_asked_for(tmp_path: Any) -> None:
+    """DEVSTACK_MOTO_COSTS: requests and server-thread CPU per kind (JSON target, else S3 method and object/bucket),
+    written when the child stops; nothing is measured without it."""
+    report = tmp_path / "costs.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.moto_process", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DEVSTACK_MOTO_COSTS": str(report)},
+    )
+    try:
+        endpoint = f"http://127.0.0.1:{json.loads(process.stdout.readline())['port']}"
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="costs")
+        for index in range(3):
+            s3.put_object(Bucket="costs", Key=f"live/{index}", Body=b"x")
+        s3.list_objects_v2(Bucket="costs")
+        boto3.client("sqs", endpoint_url=endpoint).create_queue(QueueName="costs")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    costs = json.loads(report.read_text())
+    assert costs["S3 PUT object"]["requests"] == 3 and costs["S3 PUT object"]["cpu_s"] > 0
+    assert costs["S3 GET bucket ?encoding-type&list-type"]["requests"] == 1
+    assert costs["AmazonSQS.CreateQueue"]["requests"] == 1
+
+
+def test_get_records_answers_the_json_motos_serializer_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The json.dumps answer (moto_tuning.get_records_json) is the same JSON document as moto's model-driven
+    serializer's, for every attribute type, INSERT/MODIFY/REMOVE and an empty read (errors are raised by the same
+    backend call as before)."""
+    from moto import mock_aws
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    bodies: list[Any] = []
+
+    def keep_body(response_dict: dict[str, Any], **_: Any) -> None:
+        bodies.append(json.loads(response_dict["body"]))
+
+    def read_all(streams: Any, arn: str) -> tuple[Any, Any]:
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        records = streams.get_records(ShardIterator=iterator["ShardIterator"])
+        empty = streams.get_records(ShardIterator=records["NextShardIterator"])
+        for body in bodies[-2:]:
+            body.pop("NextShardIterator")  # a fresh random id each time
+        return bodies[-2:], (records["Records"], empty["Records"])
+
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        arn = dynamodb.describe_table(TableName="t")["Table"]["LatestStreamArn"]
+        key = {"pk": {"S": "a"}, "sk": {"S": "b"}}
+        item = {"n": {"N": "1.50"}, "b": {"B": b"\x00\xff"}, "bs": {"BS": [b"\x02", b"\x03"]}, "ss": {"SS": ["p"]},
+                "ns": {"NS": ["1", "2"]}, "t": {"BOOL": True}, "z": {"NULL": True},
+                "l": {"L": [{"S": "x"}, {"B": b"\x01"}, {"M": {"k": {"N": "2"}}}]},
+                "m": {"M": {"deep": {"L": [{"BS": [b"\x04"]}]}, "s": {"S": "é"}}}}  # fmt: skip
+        dynamodb.put_item(TableName="t", Item={**key, **item})
+        dynamodb.update_item(
+            TableName="t", Key=key, UpdateExpression="SET n = :v", ExpressionAttributeValues={":v": {"N": "3"}}
+        )
+        dynamodb.delete_item(TableName="t", Key=key)
+        streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+        streams.meta.events.register("response-received.dynamodbstreams.GetRecords", keep_body)
+        motos, motos_parsed = read_all(streams, arn)
+        calls: list[int] = []
+
+        def counted(handler: Any) -> Any:
+            calls.append(1)
+            return moto_tuning.get_records_json(handler)
+
+        monkeypatch.setattr(DynamoDBStreamsHandler, "get_records", counted)
+        ours, ours_parsed = read_all(streams, arn)
+    assert len(calls) == 2 and [len(body["Records"]) for body in ours] == [3, 0]
+    assert ours == motos
+    assert ours_parsed == motos_parsed
