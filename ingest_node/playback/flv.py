@@ -23,6 +23,9 @@ from ..rtmp import amf0
 
 AUDIO, VIDEO, SCRIPT = 8, 9, 18
 _HEADER = struct.Struct(">3sBBI")
+#: TagType + DataSize as one UI32, Timestamp (low 24 bits) + TimestampExtended as another, StreamID (0).
+_TAG_HEADER = struct.Struct(">II3x")
+_PREVIOUS_TAG_SIZE = struct.Struct(">I")
 _TAG_HEADER_SIZE = 11
 _MAX_DATA_SIZE = 0xFFFFFF
 
@@ -49,23 +52,8 @@ def tag(kind: int, timestamp: int, body: bytes) -> bytes:
         raise ValueError(f"FLV tag body of {size} bytes does not fit UI24 DataSize")
     if timestamp < 0:
         raise ValueError(f"FLV timestamp {timestamp} is negative")
-    timestamp &= 0xFFFFFFFF
-    header = bytes(
-        (
-            kind,
-            size >> 16 & 0xFF,
-            size >> 8 & 0xFF,
-            size & 0xFF,
-            timestamp >> 16 & 0xFF,
-            timestamp >> 8 & 0xFF,
-            timestamp & 0xFF,
-            timestamp >> 24 & 0xFF,
-            0,
-            0,
-            0,
-        )
-    )
-    return b"".join((header, body, (_TAG_HEADER_SIZE + size).to_bytes(4, "big")))
+    header = _TAG_HEADER.pack(kind << 24 | size, (timestamp & 0xFFFFFF) << 8 | (timestamp >> 24 & 0xFF))
+    return b"".join((header, body, _PREVIOUS_TAG_SIZE.pack(_TAG_HEADER_SIZE + size)))
 
 
 def metadata_tag(metadata: dict[str, Any], timestamp: int = 0) -> bytes:

@@ -2,7 +2,8 @@
 
 Rules:
 - Each tag is encoded once (timestamp rebased by :class:`~.timeline.Timeline`) and the same bytes go to every
-  viewer: the cost per viewer is a queue append and its socket writes.
+  viewer: the cost per viewer is a queue append and its socket writes. With no viewer nothing is encoded: the tag
+  only goes to the GOP cache, by reference (most broadcasts have no FLV viewer, and this runs for every tag).
 - A new viewer gets the FLV header, ``onMetaData``, the sequence headers and the GOP cache
   (:class:`~.gop_cache.GopCache`), so its first bytes hold a keyframe; without a GOP cached it waits for the next
   keyframe (nothing else is queued until then).
@@ -24,6 +25,9 @@ from typing import Any
 from . import flv
 from .gop_cache import GopCache, Role, classify
 from .timeline import Timeline
+
+# Globals: an Enum attribute lookup costs ~10x a global one, and these run per tag.
+_SEQUENCE_HEADER, _KEYFRAME = Role.SEQUENCE_HEADER, Role.KEYFRAME
 
 #: A viewer's queue bound: about 6 s of a 8 Mb/s stream; a GOP cache (≤ 6 MiB) fits with room to spare.
 MAX_VIEWER_BYTES = 12 << 20
@@ -63,19 +67,22 @@ class FlvViewer:
         if self._closed:
             return
         if self.waiting_keyframe:
-            if role is not Role.KEYFRAME:
+            if role is not _KEYFRAME:
                 return
             self.waiting_keyframe = False
             self.push([*cache.headers(timestamp), encoded])
             return
-        if self._queued + len(encoded) > self.max_bytes and self._queued:
+        size = len(encoded)
+        if self._queued + size > self.max_bytes and self._queued:
             self._queue.clear()
             self._queued = 0
             self.skips += 1
             self.waiting_keyframe = cache.has_video
             if self.waiting_keyframe:
                 return
-        self.push([encoded])
+        self._queue.append(encoded)  # push([encoded]) without the list: once per tag and viewer
+        self._queued += size
+        self._ready.set()
 
     def close(self) -> None:
         """No more tags: :meth:`next_chunk` returns what is queued, then ``None``."""
@@ -115,6 +122,8 @@ class FlvStream:
         if metadata == self.cache.metadata:
             return
         self.cache.set_metadata(metadata)
+        if not self.viewers:
+            return
         encoded = flv.metadata_tag(metadata, self.timeline.now)
         for viewer in self.viewers:
             if not viewer.waiting_keyframe:
@@ -123,13 +132,17 @@ class FlvStream:
     def on_tag(self, kind: int, timestamp: int, body: bytes) -> None:
         """One audio/video message body from the publisher."""
         role = classify(kind, body)
-        if role is Role.SEQUENCE_HEADER and not self.cache.sequence_header_changed(kind, body):
+        cache = self.cache
+        if role is _SEQUENCE_HEADER and not cache.sequence_header_changed(kind, body):
             return
         at = self.timeline.map(timestamp)
+        if not self.viewers:
+            cache.add(role, kind, at, body)
+            return
         encoded = flv.tag(kind, at, body)
-        self.cache.add(role, kind, at, body, encoded)
+        cache.add(role, kind, at, body, encoded)
         for viewer in self.viewers:
-            viewer.offer(role, kind, encoded, self.cache, at)
+            viewer.offer(role, kind, encoded, cache, at)
 
     def join(self) -> FlvViewer:
         """A new viewer, its queue already holding the start (header, headers, GOP)."""

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 PART_SECONDS = 0.25
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Entry:
     broadcast: Broadcast
     flv: FlvStream
@@ -83,8 +83,14 @@ class PlaybackHub:
 
     def on_tag(self, broadcast: Broadcast, kind: TagKind, timestamp: int, payload: bytes) -> None:
         """An audio/video message body → the FLV fan-out."""
-        if (entry := self._entry(broadcast)) is not None and not entry.flv.ended:
-            entry.flv.on_tag(int(kind), timestamp, payload)
+        entry = self._entries.get(broadcast.playback_id)  # per tag: the known broadcast's path takes no call
+        if entry is None or entry.broadcast is not broadcast:
+            entry = self._entry(broadcast)
+            if entry is None:
+                return
+        flv = entry.flv
+        if not flv.ended:
+            flv.on_tag(int(kind), timestamp, payload)
 
     def on_metadata(self, broadcast: Broadcast, metadata: dict[str, Any]) -> None:
         """``onMetaData`` → the FLV fan-out."""

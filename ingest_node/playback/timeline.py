@@ -39,14 +39,15 @@ class Timeline:
 
     def map(self, timestamp: int) -> int:
         """The viewer timestamp of a publisher ``timestamp``."""
-        if self._first is not None and timestamp < self._last_in - BACKWARDS_MS:
-            self._first = None
-        if self._first is None:
-            self._first = timestamp
+        first = self._first
+        if first is None or timestamp < self._last_in - BACKWARDS_MS:
+            first = self._first = timestamp
             self._offset = self._max_out + GAP_MS
             self.publishers += 1
         self._last_in = timestamp
-        out = max(0, self._offset + timestamp - self._first)
+        out = self._offset + timestamp - first
+        if out < 0:
+            out = 0
         if out > self._max_out:
             self._max_out = out
         return out

@@ -201,3 +201,52 @@ async def test_end_drains_then_closes_and_late_joiners_close_at_once(tags: list[
     assert await viewer.next_chunk() and await viewer.next_chunk() is None
     late = stream.join()
     assert await late.next_chunk() is not None and await late.next_chunk() is None
+
+
+async def test_flv_bytes_are_made_only_for_viewers_and_once_per_tag(
+    tags: list[Tag], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No viewer: no tag is encoded (the GOP cache keeps references). A joining viewer has the GOP encoded once;
+    a second one gets the same bytes objects; live tags are encoded once for all viewers. A viewer joining after
+    the others left gets exactly what it would have from a stream that always had viewers."""
+    encoded: list[int] = []  # kinds of the audio/video tags encoded (onMetaData is not counted)
+    real_tag = flv.tag
+
+    def counting_tag(kind: int, timestamp: int, body: bytes) -> bytes:
+        if kind != flv.SCRIPT:
+            encoded.append(kind)
+        return real_tag(kind, timestamp, body)
+
+    monkeypatch.setattr(flv, "tag", counting_tag)
+    lazy, eager = FlvStream(), FlvStream()
+    always = eager.join()
+    _feed(lazy, tags, until_ms=1500)
+    assert encoded == []
+    _feed(eager, tags, until_ms=1500)
+    encoded.clear()
+
+    first = lazy.join()
+    gop = lazy.cache.gop()
+    assert len(encoded) == len(gop) + 2  # the GOP since the 1 s keyframe, and the two sequence headers
+    encoded.clear()
+    second = lazy.join()
+    assert len(encoded) == 2 and all(a is b for a, b in zip(lazy.cache.gop(), gop, strict=True))
+    encoded.clear()
+    later = [t for t in tags if 1500 < t.timestamp <= 1800]
+    _feed(lazy, later)
+    assert len(encoded) == len(later)  # once per tag, two viewers
+    assert _read(await _drain(first)) == _read(await _drain(second))
+    lazy.leave(first)
+    lazy.leave(second)
+
+    _feed(eager, later)
+    for until in (1950, 2500):  # the 1 s GOP half encoded (for the viewers gone), then the 2 s GOP not at all
+        rest = [t for t in tags if lazy.timeline.now < t.timestamp <= until]
+        assert not lazy.viewers
+        _feed(lazy, rest)
+        _feed(eager, rest)
+        viewer, reference = lazy.join(), eager.join()
+        assert _read(await _drain(viewer)) == _read(await _drain(reference))
+        lazy.leave(viewer)
+        eager.leave(reference)
+    eager.leave(always)
