@@ -191,7 +191,7 @@ class Broadcast:
         Raises:
             UnsupportedMedia, SegmentTooLarge: as :meth:`Muxer.feed`.
         """
-        if self._lock.locked():
+        if self._lock.locked() or self.state is BroadcastState.ENDED:
             return False
         outputs = self._muxer.feed_now(kind, timestamp, payload)
         if outputs is None:
@@ -224,9 +224,13 @@ class Broadcast:
             await self._handle(outputs)
 
     async def _feed(self, kind: TagKind, timestamp: int, payload: bytes) -> None:
+        if self.state is BroadcastState.ENDED:
+            return
         if self._observer is not None:
             self._observer.on_tag(self, kind, timestamp, payload)
         async with self._lock:
+            if self.state is BroadcastState.ENDED:
+                return  # a message in flight when the broadcast was ended (a kick, a shutdown): dropped
             await self._store_unstored()
             await self._handle(await self._muxer.feed(kind, timestamp, payload))
 
@@ -255,15 +259,17 @@ class Broadcast:
         self.state = BroadcastState.ENDED  # at once (end() is idempotent); observers hear it after the last outputs
         self.ended_reason = reason
         async with self._lock:
-            await self._store_unstored()
             try:
-                outputs = await self._muxer.finish()
-            except RemuxerError as error:  # publish what ffmpeg finished; the broadcast still ends cleanly
-                log.error("ffmpeg remuxer failed: %s", error, extra=self.log_extra)
-                outputs = error.outputs
-            await self._handle(outputs, ended=True)
-            if self._observer is not None:
-                self._observer.on_state(self)
+                await self._store_unstored()
+                try:
+                    outputs = await self._muxer.finish()
+                except RemuxerError as error:  # publish what ffmpeg finished; the broadcast still ends cleanly
+                    log.error("ffmpeg remuxer failed: %s", error, extra=self.log_extra)
+                    outputs = error.outputs
+                await self._handle(outputs, ended=True)
+            finally:  # viewers of the node's playback are ended even if storing the last outputs failed
+                if self._observer is not None:
+                    self._observer.on_state(self)
             if self._announced and self._health.pending:
                 await self._put_health()
             if self._announced:
