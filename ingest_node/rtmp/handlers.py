@@ -48,7 +48,7 @@ from .messages import (
     UserControlEvent,
     WindowAckSize,
 )
-from .state import ConnectionState, ConnInput, StreamInput, next_connection_state
+from .state import CONNECTION_TRANSITIONS, ConnectionState, ConnInput, StreamInput, next_connection_state
 from .streams import MessageStream
 
 __all__ = ["MAX_AMF_MESSAGE_SIZE", "MessageHandlers"]
@@ -113,7 +113,8 @@ class MessageHandlers:
         """Route one complete message by type id (unknown types are ignored once connected)."""
         handler, kind = _MESSAGE_HANDLERS.get(message.type_id, (None, ConnInput.MESSAGE))
         if kind is not None:
-            self._state = next_connection_state(self._state, kind, f"message type {message.type_id}")
+            state = CONNECTION_TRANSITIONS.get((self._state, kind))  # the per-message path: no error text built
+            self._state = state or next_connection_state(self._state, kind, f"message type {message.type_id}")
         if handler is not None:
             handler(self, message, events)
 
