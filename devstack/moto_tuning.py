@@ -25,6 +25,15 @@ process was the tree's largest consumer (~2.7 % of a core per stream), and idle 
   model-driven serializer, attribute by attribute: ~6 ms of CPU per record of a ~1.3 KB item with both images,
   ~26 % of moto's CPU at 30 streams (each of the table's two consumers reads every record). Stream records are
   already in wire form but for two types, so the answer is written with ``json.dumps``: the same JSON document.
+- **PutObject's notifications** (:func:`patch_moto`). moto sends every PutObject to EventBridge twice: as
+  ``Object Created`` and, because it stores the (empty) tag set through its ``PutObjectTagging`` code, as
+  ``Object Tags Added``, which S3 does not send for a PutObject that sets no tags; each event is matched against
+  every rule, and its detail type is looked up by scanning moto's event list three times. Half of a PutObject's
+  CPU went there (~37 % of moto's at 30 streams were PutObjects). A PutObject without tags now sends only
+  ``Object Created``, and the detail type of an event name is computed once.
+- **UpdateItem's expression** (:func:`patch_moto`). moto parses the ``UpdateExpression`` twice per call (request
+  validation, then the update) and the devstack's functions send the same few expressions again and again; the
+  parse is cached by expression text (the tree is only read, and deep-copied before it is evaluated).
 - **What each kind of request costs** (:class:`RequestCosts`, a diagnostic, off by default): with
   ``DEVSTACK_MOTO_COSTS=<file>`` in its environment the moto child counts the requests of each kind (the
   ``X-Amz-Target`` action, else the S3 method on a bucket or an object) and the CPU their server threads spent on
@@ -36,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import calendar
+import functools
 import io
 import json
 import socket
@@ -263,7 +273,11 @@ def patch_moto(changes: StreamChanges) -> None:
     and answer GetRecords with ``json.dumps`` (moto 5.2.x)."""
     from moto import backends
     from moto.dynamodb.models.table import StreamShard
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
     from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+    from moto.s3 import notifications
+    from moto.s3.models import S3Backend
+    from moto.s3.responses import S3Response
     from moto.sqs import models as sqs
 
     # Every request's routing lists moto's package folder (os.listdir + an isdir per entry): ~11 % of a small
@@ -293,3 +307,30 @@ def patch_moto(changes: StreamChanges) -> None:
 
     StreamShard.add = add_and_bump  # type: ignore[method-assign]
     DynamoDBStreamsHandler.get_records = get_records_json  # type: ignore[assignment,method-assign]
+    _patch_put_object_events(S3Response, S3Backend, notifications)
+    UpdateExpressionParser.make = classmethod(  # type: ignore[assignment,method-assign]
+        functools.lru_cache(maxsize=256)(UpdateExpressionParser.make.__func__)  # type: ignore[attr-defined]
+    )
+
+
+def _patch_put_object_events(response: Any, backend: Any, notifications: Any) -> None:
+    """PutObject without tags: no ``Object Tags Added`` event; detail types computed once (module docstring)."""
+    in_put_object = threading.local()
+    put_object, put_object_tagging = response.put_object, backend.put_object_tagging
+
+    def put_object_marked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        in_put_object.active = True
+        try:
+            return put_object(self, *args, **kwargs)
+        finally:
+            in_put_object.active = False
+
+    def put_object_tagging_quietly(self: Any, key: Any, tags: Any, *args: Any, **kwargs: Any) -> Any:
+        if tags or not getattr(in_put_object, "active", False):
+            return put_object_tagging(self, key, tags, *args, **kwargs)
+        self.tagger.delete_all_tags_for_resource(key.arn)  # what storing no tags does, without the event
+        return key
+
+    response.put_object = put_object_marked
+    backend.put_object_tagging = put_object_tagging_quietly
+    notifications._detail_type = functools.cache(notifications._detail_type)

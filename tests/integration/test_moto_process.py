@@ -313,3 +313,64 @@ def test_get_records_answers_the_json_motos_serializer_writes(monkeypatch: pytes
     assert len(calls) == 2 and [len(body["Records"]) for body in ours] == [3, 0]
     assert ours == motos
     assert ours_parsed == motos_parsed
+
+
+def test_put_object_without_tags_sends_no_tags_added_event(child: str) -> None:
+    """S3 sends EventBridge 'Object Created' for a PutObject and 'Object Tags Added' only for tags set; moto sent
+    both for every PutObject (the child no longer does for an untagged one)."""
+    s3, events, sqs = (boto3.client(name, endpoint_url=child) for name in ("s3", "events", "sqs"))
+    s3.create_bucket(Bucket="tagged-events")
+    s3.put_bucket_notification_configuration(
+        Bucket="tagged-events", NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    queues = {}
+    for detail_type in ("Object Created", "Object Tags Added"):
+        name = detail_type.replace(" ", "-").lower()
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        pattern = {
+            "source": ["aws.s3"],
+            "detail-type": [detail_type],
+            "detail": {"bucket": {"name": ["tagged-events"]}},
+        }
+        events.put_rule(Name=name, EventPattern=json.dumps(pattern))
+        events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": arn}])
+        queues[detail_type] = url
+
+    def keys(detail_type: str) -> list[str]:
+        found = sqs.receive_message(QueueUrl=queues[detail_type], MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        return sorted(json.loads(m["Body"])["detail"]["object"]["key"] for m in found.get("Messages", []))
+
+    s3.put_object(Bucket="tagged-events", Key="plain", Body=b"x")
+    s3.put_object(Bucket="tagged-events", Key="tagged", Body=b"x", Tagging="a=1")
+    s3.put_object_tagging(Bucket="tagged-events", Key="plain", Tagging={"TagSet": [{"Key": "b", "Value": "2"}]})
+    assert keys("Object Created") == ["plain", "tagged"]
+    assert keys("Object Tags Added") == ["plain", "tagged"]  # PutObjectTagging; a PutObject with tags as before
+    assert s3.get_object_tagging(Bucket="tagged-events", Key="tagged")["TagSet"] == [{"Key": "a", "Value": "1"}]
+
+
+def test_update_expressions_parsed_once_still_apply_to_each_item(child: str) -> None:
+    """The cached UpdateExpression parse: the same text with other values and items, and a broken one still
+    refused every time."""
+    dynamodb = boto3.client("dynamodb", endpoint_url=child)
+    dynamodb.create_table(
+        TableName="cached-updates",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    update = "SET #n = if_not_exists(#n, :zero) + :one, #tag = :tag"
+    for pk, one in (("a", "1"), ("b", "5"), ("a", "2")):
+        dynamodb.update_item(
+            TableName="cached-updates",
+            Key={"pk": {"S": pk}},
+            UpdateExpression=update,
+            ExpressionAttributeNames={"#n": "n", "#tag": "tag"},
+            ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": one}, ":tag": {"S": f"{pk}{one}"}},
+        )
+    items = {i["pk"]["S"]: i for i in dynamodb.scan(TableName="cached-updates")["Items"]}
+    assert (items["a"]["n"], items["a"]["tag"]) == ({"N": "3"}, {"S": "a2"})
+    assert (items["b"]["n"], items["b"]["tag"]) == ({"N": "5"}, {"S": "b5"})
+    for _ in range(2):
+        with pytest.raises(dynamodb.exceptions.ClientError, match="ValidationException"):
+            dynamodb.update_item(TableName="cached-updates", Key={"pk": {"S": "a"}}, UpdateExpression="SET = :x")
