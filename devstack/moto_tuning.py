@@ -25,6 +25,15 @@ process was the tree's largest consumer (~2.7 % of a core per stream), and idle 
   model-driven serializer, attribute by attribute: ~6 ms of CPU per record of a ~1.3 KB item with both images,
   ~26 % of moto's CPU at 30 streams (each of the table's two consumers reads every record). Stream records are
   already in wire form but for two types, so the answer is written with ``json.dumps``: the same JSON document.
+- **Stream records nobody asked for** (:func:`get_records_json`). Each of the table's stream consumers read every
+  record and dropped, on its side, those its ``FilterCriteria`` match not (most of them: session items change
+  with every segment and health report). A consumer may send its patterns with GetRecords
+  (:data:`FILTER_HEADER`, a JSON list); the answer then leaves out the records none matches, judged by the same
+  matcher on the same Lambda-shaped record, and says how many it left out and the sequence number of the last
+  record read (:data:`FILTERED_HEADER`, :data:`LAST_SEQUENCE_HEADER`). Only the key and image attributes a
+  pattern names are shaped and matched (the same answer: a pattern looks at nothing else). Not an AWS API:
+  Lambda filters in its own pollers, so a consumer still applies the patterns itself (a no-op here, the filter
+  where the endpoint ignores the header).
 - **PutObject's notifications** (:func:`patch_moto`). moto sends every PutObject to EventBridge twice: as
   ``Object Created`` and, because it stores the (empty) tag set through its ``PutObjectTagging`` code, as
   ``Object Tags Added``, which S3 does not send for a PutObject that sets no tags; each event is matched against
@@ -64,6 +73,12 @@ STREAM_CHANGES_PATH = "/_devstack/stream-changes"
 MAX_WAIT = 30.0
 #: The environment variable naming the file :class:`RequestCosts` is written to (unset: not measured).
 COSTS_ENV = "DEVSTACK_MOTO_COSTS"
+#: GetRecords request header: the consumer's FilterCriteria patterns, a JSON list of strings.
+FILTER_HEADER = "X-Devstack-Filter-Patterns"
+#: GetRecords response headers when the patterns were applied: records left out, and the last sequence number
+#: read (filtered or not; absent when nothing was read).
+FILTERED_HEADER = "X-Devstack-Filtered"
+LAST_SEQUENCE_HEADER = "X-Devstack-Last-Sequence"
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -259,13 +274,79 @@ def stream_record_json(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "dynamodb": stream}
 
 
+_IMAGES = ("Keys", "NewImage", "OldImage")
+
+
+def _projected(record: dict[str, Any], pattern: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with only the key and image attributes ``pattern`` names (an EventBridge pattern looks at the
+    paths it names and nothing else, so the match is the same; shaping and matching whole images is not free)."""
+    stream = record["dynamodb"]
+    wanted = pattern.get("dynamodb")
+    wanted = wanted if isinstance(wanted, dict) else {}
+    projected = {name: value for name, value in stream.items() if name not in _IMAGES}
+    for image in _IMAGES:
+        if image in stream and image in wanted:
+            names = wanted[image]
+            attributes = stream[image]
+            projected[image] = (
+                {name: attributes[name] for name in names if name in attributes}
+                if isinstance(names, dict)
+                else attributes
+            )
+    return {**record, "dynamodb": projected}
+
+
+class _PatternFilter:
+    """A consumer's FilterCriteria applied to wire-form stream records: each pattern by the devstack's own matcher
+    (:class:`devstack.event_sources.filters.RecordFilter`) on the Lambda-shaped record, projected onto what the
+    pattern names."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        from devstack.event_sources.filters import RecordFilter
+
+        self._tests = [(json.loads(pattern), RecordFilter((pattern,))) for pattern in patterns]
+
+    def __call__(self, record: dict[str, Any], stream_arn: str) -> bool:
+        from devstack.event_sources.stream_records import stream_record
+
+        if not self._tests:
+            return True
+        region = stream_arn.split(":")[3]
+        return any(
+            matches(stream_record(_projected(record, shape), stream_arn, region)) for shape, matches in self._tests
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _record_filter(patterns: str) -> _PatternFilter | None:
+    """The matcher for a :data:`FILTER_HEADER` value (None: not a list of patterns moto's matcher accepts)."""
+    try:
+        loaded = json.loads(patterns)
+        if not isinstance(loaded, list) or not all(isinstance(item, str) for item in loaded):
+            return None
+        return _PatternFilter(loaded)
+    except ValueError:  # not JSON, or a pattern moto's EventBridge matcher refuses
+        return None
+
+
 def get_records_json(self: Any) -> tuple[str, dict[str, str]]:
-    """``DynamoDBStreamsHandler.get_records`` answering with ``json.dumps`` (errors are moto's, unchanged)."""
+    """``DynamoDBStreamsHandler.get_records`` answering with ``json.dumps`` (errors are moto's, unchanged), and
+    leaving out the records a consumer's :data:`FILTER_HEADER` patterns do not match."""
     limit = self._get_param("Limit")
-    result = self.backend.get_records(self._get_param("ShardIterator"), 1000 if limit is None else limit)
-    body = {"Records": [stream_record_json(record) for record in result["Records"]]}
-    body["NextShardIterator"] = result["NextShardIterator"]
-    return json.dumps(body), {"Content-Type": "application/x-amz-json-1.0"}
+    iterator = self._get_param("ShardIterator")
+    result = self.backend.get_records(iterator, 1000 if limit is None else limit)
+    records = [stream_record_json(record) for record in result["Records"]]
+    headers = {"Content-Type": "application/x-amz-json-1.0"}
+    keep = _record_filter(self.headers.get(FILTER_HEADER) or "null")
+    if keep is not None:
+        stream_arn = iterator.split("|", 1)[0]  # the iterator is "<stream ARN>|1|<id>"
+        kept = [record for record in records if keep(record, stream_arn)]
+        headers[FILTERED_HEADER] = str(len(records) - len(kept))
+        if records:
+            headers[LAST_SEQUENCE_HEADER] = records[-1]["dynamodb"]["SequenceNumber"]
+        records = kept
+    body = json.dumps({"Records": records, "NextShardIterator": result["NextShardIterator"]})
+    return body, headers
 
 
 def patch_moto(changes: StreamChanges) -> None:

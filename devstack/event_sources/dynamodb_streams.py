@@ -17,6 +17,10 @@ services-dynamodb-errors):
     * A failed GetRecords (expired or unknown iterator, endpoint error) re-acquires the iterator after the
       last record read, so nothing is skipped; only a shard with nothing read yet restarts at its
       starting position.
+    * ``FilterCriteria`` patterns are applied here, as Lambda's pollers do, and also sent along with each
+      GetRecords (a devstack header the embedded moto child honours, :mod:`devstack.moto_tuning`): the endpoint
+      then leaves out what the patterns would drop, so those records are neither serialized nor parsed, and
+      reports how many it left out (counted as ``filtered``) and the last sequence number it read.
     * The event is exactly Lambda's: ``{"Records": [{eventID, eventName, eventVersion, eventSource,
       awsRegion, dynamodb: {ApproximateCreationDateTime (epoch seconds), Keys, NewImage, OldImage,
       SequenceNumber, SizeBytes, StreamViewType}, eventSourceARN}]}`` with binary values base64-encoded.
@@ -44,6 +48,7 @@ from devstack.event_sources.change_feed import StreamChangeFeed
 from devstack.event_sources.filters import RecordFilter
 from devstack.event_sources.stream_records import on_failure_record, stream_record
 from devstack.lambda_runtime import FunctionError, LocalFunction
+from devstack.moto_tuning import FILTER_HEADER, FILTERED_HEADER, LAST_SEQUENCE_HEADER
 
 __all__ = ["DynamoDbStreamEventSource", "StreamStats"]
 
@@ -132,6 +137,7 @@ class DynamoDbStreamEventSource(EventSource):
         self.idle_after = idle_after
         self.shard_discovery_interval = shard_discovery_interval
         self.record_filter = RecordFilter(filter_patterns)
+        self._filter_header = json.dumps(list(filter_patterns)) if filter_patterns else None
         self.maximum_batching_window = maximum_batching_window
         self._stats = StreamStats()
         self._sqs: Any = None
@@ -151,6 +157,8 @@ class DynamoDbStreamEventSource(EventSource):
         return self._stats
 
     async def _prepare(self, stack: contextlib.AsyncExitStack) -> None:
+        if self._filter_header is not None:
+            self.client.meta.events.register("before-sign.dynamodb-streams.GetRecords", self._send_patterns)
         if self.on_failure_queue_url:
             self._sqs = await self._open_client(stack, "sqs")
         self._shards = {}
@@ -163,6 +171,10 @@ class DynamoDbStreamEventSource(EventSource):
         for shard in await self._describe_shards():
             iterator = await self._iterator(shard["ShardId"], self.starting_position)
             self._initial.append((shard, iterator))
+
+    def _send_patterns(self, request: Any, **_: Any) -> None:
+        """botocore hook: the FilterCriteria patterns go along with each GetRecords (see the module rules)."""
+        request.headers[FILTER_HEADER] = self._filter_header
 
     def _workers(self) -> list[Awaitable[None]]:
         for shard, iterator in self._initial:
@@ -345,8 +357,13 @@ class _ShardConsumer:
             self.needs_iterator = True
             return
         records = response.get("Records", [])
-        if records:
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        if FILTERED_HEADER.lower() in headers:  # the endpoint applied the patterns already
+            self.source.stats.filtered += int(headers[FILTERED_HEADER.lower()])
+            self.last_sequence = headers.get(LAST_SEQUENCE_HEADER.lower(), self.last_sequence)
+        elif records:
             self.last_sequence = records[-1]["dynamodb"]["SequenceNumber"]
+        if records:
             source = self.source
             if source.record_filter:  # FilterCriteria: unmatched records are consumed, never delivered
                 shaped = [stream_record(r, source.stream_arn, source.region) for r in records]

@@ -25,6 +25,7 @@ from devstack import moto_tuning
 from devstack.event_sources import DynamoDbStreamEventSource
 from devstack.lambda_runtime import LocalFunction
 from devstack.moto_process import LocalClientsOnly, expire_shard_iterators
+from devstack.moto_tuning import FILTER_HEADER as FILTER
 from devstack.moto_tuning import STREAM_CHANGES_PATH
 
 
@@ -374,3 +375,48 @@ def test_update_expressions_parsed_once_still_apply_to_each_item(child: str) -> 
     for _ in range(2):
         with pytest.raises(dynamodb.exceptions.ClientError, match="ValidationException"):
             dynamodb.update_item(TableName="cached-updates", Key={"pk": {"S": "a"}}, UpdateExpression="SET = :x")
+
+
+async def test_the_child_leaves_out_stream_records_a_consumers_patterns_drop(child: str) -> None:
+    """A stream source sends its FilterCriteria with GetRecords; the child answers with the matching records only,
+    counts the others (stats.filtered) and names the last sequence number it read, so a consumer that re-acquires
+    its iterator after a failure starts after the records it never saw."""
+    dynamodb, stream_arn = _streamed_table(child, "filtered")
+    pattern = '{"dynamodb": {"Keys": {"pk": {"S": [{"prefix": "keep"}]}}}}'
+    delivered: list[str] = []
+    function = LocalFunction(
+        "fn", lambda e, c: delivered.extend(r["dynamodb"]["Keys"]["pk"]["S"] for r in e["Records"])
+    )
+    source = DynamoDbStreamEventSource(stream_arn, function, endpoint_url=child, filter_patterns=(pattern,))
+    await source.start()
+    received: list[str] = []
+
+    def on_read(parsed: dict[str, Any], **_: Any) -> None:
+        received.extend(record["dynamodb"]["Keys"]["pk"]["S"] for record in parsed.get("Records", []))
+
+    source.client.meta.events.register("after-call.dynamodb-streams.GetRecords", on_read)
+    try:
+        for pk in ("drop-1", "keep-1", "drop-2", "drop-3", "keep-2", "drop-4"):
+            await asyncio.to_thread(dynamodb.put_item, TableName="filtered", Item={"pk": {"S": pk}})
+        for _ in range(100):
+            if len(delivered) == 2 and source.stats.filtered == 4:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await source.stop()
+    assert delivered == ["keep-1", "keep-2"] and source.stats.filtered == 4
+    assert received == ["keep-1", "keep-2"]  # the others never left the child
+
+    streams = boto3.client("dynamodbstreams", endpoint_url=child)
+    shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    start = {"StreamArn": stream_arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}
+    everything = streams.get_records(ShardIterator=streams.get_shard_iterator(**start)["ShardIterator"])["Records"]
+
+    def no_patterns(request: Any, **_: Any) -> None:
+        request.headers[FILTER] = "[]"
+
+    streams.meta.events.register("before-sign.dynamodb-streams.GetRecords", no_patterns)
+    answer = streams.get_records(ShardIterator=streams.get_shard_iterator(**start)["ShardIterator"])
+    headers = answer["ResponseMetadata"]["HTTPHeaders"]
+    assert len(answer["Records"]) == 6 and headers["x-devstack-filtered"] == "0"  # no pattern: every record
+    assert headers["x-devstack-last-sequence"] == everything[-1]["dynamodb"]["SequenceNumber"]
