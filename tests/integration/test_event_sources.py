@@ -443,6 +443,35 @@ async def test_stream_filter_criteria_and_batching_window(aws, running, moto_end
     assert source.stats.invocations == 1 and source.stats.filtered == 2
 
 
+async def test_a_batching_stream_source_reads_a_busy_shard_four_times_a_second(aws, running, moto_endpoint) -> None:
+    """With a batching window the shard is read at Lambda's rate (every 0.25 s), not every 40 ms, however busy the
+    table; the window's batch still holds every record (the source without a window reads ~25 times a second)."""
+    dynamodb = aws("dynamodb")
+    stream_arn = create_streamed_table(dynamodb)
+    calls = Calls()
+    windowed = stream_source(
+        stream_arn, LocalFunction("fn", lambda e, c: calls.add(e)), moto_endpoint, maximum_batching_window=1.5
+    )
+    eager = stream_source(stream_arn, LocalFunction("fn2", lambda e, c: None), moto_endpoint)
+    reads = {windowed: 0, eager: 0}
+    for source in reads:
+        await running(source)
+
+        def count(*_: Any, _source: DynamoDbStreamEventSource = source, **__: Any) -> None:
+            reads[_source] += 1
+
+        source.client.meta.events.register("before-call.dynamodb-streams.GetRecords", count)
+    started = time.monotonic()
+    for index in range(50):  # 50 writes over ~1 s
+        await asyncio.to_thread(dynamodb.put_item, TableName="media", Item={"pk": {"S": f"k{index:02d}"}})
+        await asyncio.sleep(max(0.0, started + (index + 1) * 0.02 - time.monotonic()))
+    event = await calls.next(timeout=5)
+    elapsed = time.monotonic() - started
+    assert keys_of(event) == [f"k{index:02d}" for index in range(50)]
+    assert reads[windowed] <= elapsed / 0.25 + 2, (reads, elapsed)
+    assert reads[eager] > 2 * reads[windowed], reads
+
+
 async def test_failing_stream_batch_is_retried_in_order_then_skipped(aws, running, moto_endpoint) -> None:
     dynamodb, sqs = aws("dynamodb"), aws("sqs")
     stream_arn = create_streamed_table(dynamodb)
