@@ -420,3 +420,28 @@ async def test_the_child_leaves_out_stream_records_a_consumers_patterns_drop(chi
     headers = answer["ResponseMetadata"]["HTTPHeaders"]
     assert len(answer["Records"]) == 6 and headers["x-devstack-filtered"] == "0"  # no pattern: every record
     assert headers["x-devstack-last-sequence"] == everything[-1]["dynamodb"]["SequenceNumber"]
+
+
+def test_sends_skip_building_queue_attributes_but_queues_behave_the_same(child: str) -> None:
+    """A standard queue's SendMessage no longer builds its attributes: messages, counts and GetQueueAttributes are
+    as before; a FIFO queue with content-based deduplication still drops a duplicate body."""
+    sqs = boto3.client("sqs", endpoint_url=child)
+    standard = sqs.create_queue(QueueName="plain-sends")["QueueUrl"]
+    for index in range(3):
+        sqs.send_message(QueueUrl=standard, MessageBody=f"m{index}")
+    sqs.send_message_batch(QueueUrl=standard, Entries=[{"Id": "a", "MessageBody": "m3"}])
+    attributes = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "4" and "QueueArn" in attributes
+    assert "ContentBasedDeduplication" not in attributes
+    received = sqs.receive_message(QueueUrl=standard, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in received) == ["m0", "m1", "m2", "m3"]
+    fifo = sqs.create_queue(
+        QueueName="dedup.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+    )["QueueUrl"]
+    for _ in range(2):
+        sqs.send_message(QueueUrl=fifo, MessageBody="same", MessageGroupId="g")
+    assert (
+        sqs.get_queue_attributes(QueueUrl=fifo, AttributeNames=["All"])["Attributes"]["ContentBasedDeduplication"]
+        == "true"
+    )
+    assert len(sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10)["Messages"]) == 1
