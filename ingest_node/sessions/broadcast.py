@@ -154,12 +154,10 @@ class Broadcast:
 
     async def on_audio(self, timestamp: int, payload: bytes) -> None:
         """One RTMP audio message body."""
-        self.stats.on_audio(timestamp, payload)
         await self._feed(TagKind.AUDIO, timestamp, payload)
 
     async def on_video(self, timestamp: int, payload: bytes) -> None:
         """One RTMP video message body."""
-        self.stats.on_video(timestamp, payload)
         await self._feed(TagKind.VIDEO, timestamp, payload)
 
     async def resume(self) -> None:
@@ -196,9 +194,7 @@ class Broadcast:
         outputs = self._muxer.feed_now(kind, timestamp, payload)
         if outputs is None:
             return False
-        (self.stats.on_audio if kind is TagKind.AUDIO else self.stats.on_video)(timestamp, payload)
-        if self._observer is not None:
-            self._observer.on_tag(self, kind, timestamp, payload)
+        self._received(kind, timestamp, payload)
         if not outputs:
             return True
         if self._unstored or any(isinstance(output, InitSegment | Segment) for output in outputs):
@@ -223,11 +219,16 @@ class Broadcast:
             outputs, self._unstored = self._unstored, []
             await self._handle(outputs)
 
+    def _received(self, kind: TagKind, timestamp: int, payload: bytes) -> None:
+        """What every taken media message does besides muxing, on either path: measured, shown to the observer."""
+        (self.stats.on_audio if kind is TagKind.AUDIO else self.stats.on_video)(timestamp, payload)
+        if self._observer is not None:
+            self._observer.on_tag(self, kind, timestamp, payload)
+
     async def _feed(self, kind: TagKind, timestamp: int, payload: bytes) -> None:
         if self.state is BroadcastState.ENDED:
             return
-        if self._observer is not None:
-            self._observer.on_tag(self, kind, timestamp, payload)
+        self._received(kind, timestamp, payload)
         async with self._lock:
             if self.state is BroadcastState.ENDED:
                 return  # a message in flight when the broadcast was ended (a kick, a shutdown): dropped
