@@ -204,6 +204,8 @@ class RtmpConnection(asyncio.Protocol):
             kind = TagKind.AUDIO
         else:
             return False
+        if self.failed:
+            return True  # muxing failed earlier in this batch: the connection is closing, its media is dropped
         broadcast = self.broadcast
         if broadcast is None or self.handling or not self.events.empty() or not self.publisher.active:
             return False
