@@ -40,6 +40,10 @@ process was the tree's largest consumer (~2.7 % of a core per stream), and idle 
   every rule, and its detail type is looked up by scanning moto's event list three times. Half of a PutObject's
   CPU went there (~37 % of moto's at 30 streams were PutObjects). A PutObject without tags now sends only
   ``Object Created``, and the detail type of an event name is computed once.
+- **PutObject's metadata** (:func:`patch_moto`). moto stores a PutObject's key (and sends its events) before it
+  sets the request's metadata on it, ``Content-Type`` included: a GET in between (the CDN edge, a function woken
+  by the event) read ``binary/octet-stream`` with no user metadata, a few times per bench run. The key now carries
+  the request's metadata from its creation.
 - **SendMessage to a standard queue** (:func:`patch_moto`). moto reads ``queue.attributes`` to learn whether
   content-based deduplication is on, which builds every attribute, message counts included (three scans of the
   queue's messages); a standard queue has no such attribute, so during its SendMessage the read answers an empty
@@ -361,7 +365,7 @@ def patch_moto(changes: StreamChanges) -> None:
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
     from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
     from moto.s3 import notifications
-    from moto.s3.models import S3Backend
+    from moto.s3.models import FakeKey, S3Backend
     from moto.s3.responses import S3Response
     from moto.sqs import models as sqs
 
@@ -393,7 +397,7 @@ def patch_moto(changes: StreamChanges) -> None:
 
     StreamShard.add = add_and_bump  # type: ignore[method-assign]
     DynamoDBStreamsHandler.get_records = get_records_json  # type: ignore[assignment,method-assign]
-    _patch_put_object_events(S3Response, S3Backend, notifications)
+    _patch_put_object_events(S3Response, S3Backend, FakeKey, notifications)
     UpdateExpressionParser.make = classmethod(  # type: ignore[assignment,method-assign]
         functools.lru_cache(maxsize=256)(UpdateExpressionParser.make.__func__)  # type: ignore[attr-defined]
     )
@@ -426,17 +430,29 @@ def _patch_standard_queue_sends(sqs: Any) -> None:
     sqs.SQSBackend.send_message = send_message_cheaply
 
 
-def _patch_put_object_events(response: Any, backend: Any, notifications: Any) -> None:
-    """PutObject without tags: no ``Object Tags Added`` event; detail types computed once (module docstring)."""
+def _patch_put_object_events(response: Any, backend: Any, key_class: Any, notifications: Any) -> None:
+    """PutObject without tags: no ``Object Tags Added`` event; detail types computed once; the request's metadata
+    on the key from its creation (module docstring)."""
+    from moto.s3.utils import metadata_from_headers
+
     in_put_object = threading.local()
-    put_object, put_object_tagging = response.put_object, backend.put_object_tagging
+    put_object, put_object_tagging, key_init = response.put_object, backend.put_object_tagging, key_class.__init__
 
     def put_object_marked(self: Any, *args: Any, **kwargs: Any) -> Any:
-        in_put_object.active = True
+        metadata = metadata_from_headers(self.headers)
+        metadata.update(metadata_from_headers(self.querystring))
+        in_put_object.active, in_put_object.metadata = True, metadata
         try:
             return put_object(self, *args, **kwargs)
         finally:
-            in_put_object.active = False
+            in_put_object.active, in_put_object.metadata = False, None
+
+    def key_init_with_request_metadata(self: Any, *args: Any, **kwargs: Any) -> None:
+        key_init(self, *args, **kwargs)
+        metadata = getattr(in_put_object, "metadata", None)
+        if metadata is not None:  # the one key this PutObject creates (moto sets the same metadata again later)
+            in_put_object.metadata = None
+            self.set_metadata(dict(metadata))
 
     def put_object_tagging_quietly(self: Any, key: Any, tags: Any, *args: Any, **kwargs: Any) -> Any:
         if tags or not getattr(in_put_object, "active", False):
@@ -446,4 +462,5 @@ def _patch_put_object_events(response: Any, backend: Any, notifications: Any) ->
 
     response.put_object = put_object_marked
     backend.put_object_tagging = put_object_tagging_quietly
+    key_class.__init__ = key_init_with_request_metadata
     notifications._detail_type = functools.cache(notifications._detail_type)

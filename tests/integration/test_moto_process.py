@@ -445,3 +445,42 @@ def test_sends_skip_building_queue_attributes_but_queues_behave_the_same(child: 
         == "true"
     )
     assert len(sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10)["Messages"]) == 1
+
+
+_METADATA_AT_EVENT = textwrap.dedent(
+    """
+    import sys
+    from devstack.moto_process import configure_moto
+    configure_moto()
+    import boto3
+    from moto import mock_aws
+    from moto.s3 import notifications
+    from devstack.moto_tuning import StreamChanges, patch_moto
+    if sys.argv[1] == "patched":
+        patch_moto(StreamChanges())
+    send_event = notifications.send_event
+    def record(account_id, event_name, bucket, key):
+        # the moment moto has stored the key, the moment a concurrent GET can read it
+        print(key.metadata.get("Content-Type"), key.metadata.get("x-amz-meta-stream"))
+        send_event(account_id, event_name, bucket, key)
+    notifications.send_event = record
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="metadata-race")
+        s3.put_object(Bucket="metadata-race", Key="k", Body=b"x", ContentType="video/mp4", Metadata={"stream": "s1"})
+        head = s3.head_object(Bucket="metadata-race", Key="k")
+        print(head["ContentType"], head["Metadata"]["stream"])
+    """
+)
+
+
+@pytest.mark.parametrize(("mode", "at_event"), [("moto", "binary/octet-stream None"), ("patched", "video/mp4 s1")])
+def test_a_put_objects_key_carries_its_metadata_from_when_it_is_stored(mode: str, at_event: str) -> None:
+    """moto stores a PutObject's key and sends its events before it sets the request's metadata: a GET in between
+    (the CDN edge, a function the event woke) read 'binary/octet-stream'. The child's keys have it from the start;
+    moto's own order is pinned too, so the test shows what it guards (and fails if the patch stops applying)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _METADATA_AT_EVENT, mode], capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = result.stdout.splitlines()  # the 'Object Created' event first (moto also sends 'Object Tags Added')
+    assert (lines[0], lines[-1]) == (at_event, "video/mp4 s1")
