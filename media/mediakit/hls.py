@@ -52,6 +52,14 @@ class _Entry:
     program_date_time: datetime
     keyframe: bool
     parts: list[_PartLine] = field(default_factory=list)
+    #: ``EXT-X-PROGRAM-DATE-TIME`` and ``EXTINF`` lines, written once: a live playlist renders every entry again
+    #: for each new segment.
+    date_time_line: str = field(init=False)
+    extinf_line: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.date_time_line = f"#EXT-X-PROGRAM-DATE-TIME:{format_date_time(self.program_date_time)}"
+        self.extinf_line = f"#EXTINF:{self.duration:.5f},"
 
 
 class MediaPlaylist:
@@ -147,10 +155,10 @@ class MediaPlaylist:
             if entry.init_uri and entry.init_uri != previous_init:
                 lines.append(f'#EXT-X-MAP:URI="{entry.init_uri}"')
                 previous_init = entry.init_uri
-            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_date_time(entry.program_date_time)}")
+            lines.append(entry.date_time_line)
             if low_latency and position >= with_parts:
                 lines.extend(_part_line(line) for line in entry.parts)
-            lines.append(f"#EXTINF:{entry.duration:.5f},")
+            lines.append(entry.extinf_line)
             lines.append(entry.uri)
         if low_latency and self._pending_parts and not ended:
             if self._pending_discontinuity:
