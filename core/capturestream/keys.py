@@ -343,6 +343,16 @@ def decode(key: str) -> MediaKey:
     raise InvalidKey(f"not a CaptureStream media key: {key!r}")
 
 
+def classify(key: str) -> type | None:
+    """The key class whose layout ``key`` matches, or None: a cheap label (a metric's, a log's) for a key this
+    process wrote itself. Unlike :func:`decode` it builds nothing and does not check that the key spells its
+    fields canonically, so it is no validation of a key from outside."""
+    for pattern, cls, _ in _DECODERS:
+        if pattern.fullmatch(key) is not None:
+            return cls
+    return None
+
+
 def session_prefix(prefix: str, playback_id: str, session_id: str) -> str:
     """Listing prefix of one session under ``prefix`` (one of the ``*_PREFIX`` constants), ending in ``/``."""
     if prefix not in TRIGGER_PREFIXES + DERIVED_PREFIXES:

@@ -34,7 +34,6 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from capturestream import keys
-from capturestream.errors import CaptureStreamError
 
 from .. import metrics
 from .s3_put import S3PutError, S3Putter, Upload
@@ -217,7 +216,4 @@ class Uploader:
 
 
 def _kind(key: str) -> str:
-    try:
-        return _KINDS.get(type(keys.decode(key)), "other")
-    except CaptureStreamError:
-        return "other"
+    return _KINDS.get(keys.classify(key), "other")

@@ -72,6 +72,17 @@ def test_decode_rejects_keys_outside_the_layout(key: str) -> None:
         keys.decode(key)
 
 
+@pytest.mark.parametrize(("typed", "key"), ROUND_TRIPS, ids=[k for _, k in ROUND_TRIPS])
+def test_classify_names_the_class_decode_builds(typed: keys.MediaKey, key: str) -> None:
+    assert keys.classify(key) is type(typed)
+
+
+@pytest.mark.parametrize("key", [k for k in INVALID_KEYS if "init_007" not in k])
+def test_classify_knows_no_key_outside_the_layout(key: str) -> None:
+    """(``init_007.mp4`` matches the layout's pattern: classify does not check the canonical spelling.)"""
+    assert keys.classify(key) is None
+
+
 @pytest.mark.parametrize("name", ["", ".", "..", "a/b", "a.b", "-lead", "_lead", "a b", "é", "a" * 65, "a\n", "a%2F"])
 def test_invalid_names_are_refused(name: str) -> None:
     """Names are one regex: no separators, dots, spaces, non-ASCII, or overlong ids."""
