@@ -233,6 +233,8 @@ async def test_metrics_and_healthz(node: Node) -> None:
         assert 100_000 < bitrate < 10_000_000, bitrate  # 320x240 x264 ultrafast + AAC
         print(f"/metrics ingest bitrate while live: {bitrate / 1000:.0f} kbit/s")
         assert "capturestream_ingest_upload_latency_seconds" in during
+        received = during["capturestream_ingest_received_bytes"][""]  # a counter: parsed without its _total
+        assert received > bitrate / 8, received  # more than a second of media arrived
         await asyncio.wait_for(asyncio.gather(*viewers, return_exceptions=True), 10)  # they end with the broadcast
         after = await _scrape_until(
             http, node.http, lambda seen: seen["capturestream_ingest_playback_viewers"] == {"http_flv": 0, "ws_flv": 0}
@@ -240,6 +242,7 @@ async def test_metrics_and_healthz(node: Node) -> None:
     assert after["capturestream_ingest_bitrate_bits_per_second"][""] == 0
     assert after["capturestream_ingest_ll_hls_blocking_requests"][""] == 0
     assert after["capturestream_ingest_active_streams"]["live"] == 0
+    assert after["capturestream_ingest_received_bytes"][""] >= received
 
 
 async def _scrape(http: aiohttp.ClientSession, origin: str) -> Metrics:
