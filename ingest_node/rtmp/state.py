@@ -32,7 +32,14 @@ from .errors import LocalProtocolError, RemoteProtocolError
 __all__ = ["ConnInput", "ConnectionState", "StreamInput", "StreamState", "next_connection_state", "next_stream_state"]
 
 
-class ConnectionState(Enum):
+class _TableKey(Enum):
+    """An enum used in the transition tables' keys, looked up for every media message: hashed by identity (members
+    are singletons, equal only to themselves), in C, instead of ``Enum.__hash__``'s Python-level hash of the name."""
+
+    __hash__ = object.__hash__
+
+
+class ConnectionState(_TableKey):
     """Where the connection as a whole is."""
 
     #: Waiting for C0 and C1 (§5.2.2, §5.2.3).
@@ -47,7 +54,7 @@ class ConnectionState(Enum):
     CLOSED = "CLOSED"
 
 
-class ConnInput(Enum):
+class ConnInput(_TableKey):
     """What can happen to the connection."""
 
     #: C0+C1 received
@@ -85,7 +92,7 @@ def next_connection_state(state: ConnectionState, event: ConnInput, what: str) -
         raise RemoteProtocolError(f"{what} is not allowed in connection state {state.value}") from None
 
 
-class StreamState(Enum):
+class StreamState(_TableKey):
     """Where one message stream (a ``createStream`` id) is."""
 
     #: Created by ``createStream``; nothing published yet.
@@ -100,7 +107,7 @@ class StreamState(Enum):
     CLOSED = "CLOSED"
 
 
-class StreamInput(Enum):
+class StreamInput(_TableKey):
     """What can happen to a message stream."""
 
     #: the peer's ``publish``
