@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from capturestream.parent_death import end_with_parent
 from devstack.moto_tuning import COSTS_ENV, RequestCosts, StreamChanges, keep_alive_handler, patch_moto
 
 if TYPE_CHECKING:
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566, help="0 picks a free port")
     args = parser.parse_args(argv)
+    end_with_parent()
 
     configure_moto()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

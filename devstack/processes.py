@@ -3,6 +3,8 @@
 Rules:
 - Children start in their own process group, so a stop signal reaches whatever they spawned (ffmpeg under the
   ingest node, later); ``stop`` sends SIGTERM to the group, waits, then SIGKILLs it.
+- A child never outlives this process: it finds this pid in its environment and asks the kernel for SIGTERM when
+  this process dies (:mod:`capturestream.parent_death`), so a SIGKILLed or crashed ``up`` leaves no orphan.
 - A child that announces readiness prints one JSON line on stdout (``{"port": N}``); what it writes to stderr goes
   to its log file in the state dir and, for children started with ``echo=True`` (the ingest node: a developer
   wants to see "publish refused" where they ran ``up``), also to this process's stderr.
@@ -19,6 +21,8 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
+
+from capturestream.parent_death import PARENT_PID_ENV
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,7 @@ class ChildProcess:
         with self.log_path.open("ab") as log_file:
             self.process = await asyncio.create_subprocess_exec(
                 *self.args,
-                env=self.env,
+                env={**self.env, PARENT_PID_ENV: str(os.getpid())},
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE if self.echo else log_file,
                 start_new_session=True,

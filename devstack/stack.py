@@ -482,7 +482,7 @@ def banner(endpoints: Endpoints, ready_seconds: float, state_dir: Path, token: s
 async def _serve(config: StackConfig) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal running `up` closed
         loop.add_signal_handler(signum, stop.set)
     async with LocalStack(config) as stack:
         assert stack.endpoints is not None and stack.ready_seconds is not None
@@ -493,7 +493,7 @@ async def _serve(config: StackConfig) -> None:
 
 
 def run(config: StackConfig) -> int:
-    """Run the local system in the foreground until SIGINT/SIGTERM; return the exit code."""
+    """Run the local system in the foreground until SIGINT/SIGTERM/SIGHUP; return the exit code."""
     configure_logging(config.log_level, config.log_format)
     try:
         # uvloop: the WebSocket fan-out floor in FANOUT.md (81 µs/message in the gateway) was measured on it.

@@ -42,6 +42,7 @@ import uvloop
 from aiobotocore.session import get_session
 
 from capturestream.logs import configure_logging
+from capturestream.parent_death import end_with_parent
 from capturestream.settings import IngestSettings, get_settings
 
 from .http_app import NodeHttp
@@ -178,6 +179,7 @@ def _rounded(since: float) -> float:
 
 def main() -> int:
     """Entry point."""
+    end_with_parent()  # started by `capturestream up`: never outlive it
     settings = get_settings(IngestSettings)
     configure_logging(settings.log_level, settings.log_format)
     try:

@@ -171,6 +171,28 @@ def test_sigterm_stops_every_process(system: System) -> None:
     assert (system.state_dir / "table.json").exists()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGKILL], ids=["sighup", "sigkill"])
+def test_no_child_outlives_up(tmp_path: Path, signum: int) -> None:
+    """SIGHUP (the terminal running ``up`` closed) stops it cleanly, as SIGTERM does; after a SIGKILL, which ``up``
+    cannot handle, its children (moto, the ingest node: each in its own session) end by themselves instead of
+    running on as orphans holding its ports."""
+    running = System(tmp_path / "state")
+    try:
+        children = descendants(running.process.pid)
+        assert len(children) >= 2, "up runs at least moto and the ingest node"
+        running.process.send_signal(signum)
+        code = running.process.wait(timeout=20)
+        assert code == (0 if signum == signal.SIGHUP else -signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in children if alive(pid)]
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
+            running.process.wait()
+
+
 def test_external_aws_endpoint_is_used_instead_of_moto(tmp_path: Path) -> None:
     """`--aws-endpoint` provisions into an existing endpoint, starts no moto child, and a restart keeps the data."""
     external = subprocess.Popen(
