@@ -385,10 +385,9 @@ def _mean_by_role(maps: list[dict[str, float]]) -> dict[str, float]:
     return {role: sum(m.get(role, 0.0) for m in maps) / len(maps) for role in sorted({k for m in maps for k in m})}
 
 
-def _costs(runs: list[Run], system: str, n: int, observed: Run | None) -> Run | None:
+def _costs(quiet: list[Run], observed: Run | None) -> Run | None:
     """The run CPU and memory are read from: the quiet runs merged (CPU seconds averaged, peak RSS the largest,
     stored counts from the last), else the observed run."""
-    quiet = _quiet_runs(runs, system, n)
     if not quiet:
         return observed
     if len(quiet) == 1:
@@ -412,7 +411,7 @@ def row_summary(runs: list[Run], system: str, n: int) -> dict[str, Any]:
     """The figures of one table row: lag and first playlist from the observed run, CPU/RSS from the quiet ones."""
     observed = _pick(runs, system, n, OBSERVED)
     quiet = _quiet_runs(runs, system, n)
-    costs = _costs(runs, system, n, observed)
+    costs = _costs(quiet, observed)
     lags = observed.lags() if observed else []
     first = [o["first_playlist"] for o in observed.observers if o["first_playlist"] is not None] if observed else []
     return {

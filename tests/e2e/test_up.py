@@ -24,7 +24,7 @@ import pytest
 
 from capturestream import keys
 from capturestream.models import STREAM_KEY_PATTERN
-from tests.support.system import System, alive, descendants
+from tests.support.system import System, descendants, still_alive
 
 pytestmark = pytest.mark.e2e
 
@@ -163,10 +163,7 @@ def test_sigterm_stops_every_process(system: System) -> None:
     assert children, "up should run at least the moto child"
     system.process.send_signal(signal.SIGTERM)
     assert system.process.wait(timeout=20) == 0
-    deadline = time.monotonic() + 5
-    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not [pid for pid in children if alive(pid)]
+    assert not still_alive(children, within=5)
     assert not (system.state_dir / "stack.json").exists()
     assert (system.state_dir / "table.json").exists()
 
@@ -183,10 +180,7 @@ def test_no_child_outlives_up(tmp_path: Path, signum: int) -> None:
         running.process.send_signal(signum)
         code = running.process.wait(timeout=20)
         assert code == (0 if signum == signal.SIGHUP else -signal.SIGKILL)
-        deadline = time.monotonic() + 15
-        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not [pid for pid in children if alive(pid)]
+        assert not still_alive(children, within=15)
     finally:
         if running.process.poll() is None:
             running.process.kill()

@@ -45,6 +45,14 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def still_alive(pids: set[int] | list[int], within: float) -> list[int]:
+    """Wait up to ``within`` seconds for every process of ``pids`` to end; those still running then."""
+    deadline = time.monotonic() + within
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return [pid for pid in pids if alive(pid)]
+
+
 class System:
     """A running ``capturestream up`` subprocess and its endpoints."""
 

@@ -7,9 +7,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 from capturestream.parent_death import PARENT_PID_ENV, end_with_parent
+from tests.support.system import still_alive
 
 
 def test_nothing_is_asked_without_a_named_parent() -> None:
@@ -41,18 +41,7 @@ def test_a_child_ends_when_its_parent_is_killed() -> None:
         os.kill(child, 0)  # running
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while _alive(child) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not _alive(child)
+        assert not still_alive([child], within=10)
     finally:
         if parent.poll() is None:
             parent.kill()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
